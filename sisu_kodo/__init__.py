@@ -1,0 +1,1 @@
+"""Sisu-Kodo: a self-hosted control plane for AI agent work."""

@@ -1,0 +1,1 @@
+"""HTTP API shim (FastAPI): enqueues and reads; the worker executes."""

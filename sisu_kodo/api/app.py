@@ -1,0 +1,50 @@
+"""The API shim: FastAPI over the ledger; it enqueues workflows and reads, never runs them."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from sisu_kodo.api.deps import ApiState
+from sisu_kodo.api.errors import install_error_handlers
+from sisu_kodo.api.gateway import WorkflowGateway
+from sisu_kodo.api.middleware import AssumeJsonBodies
+from sisu_kodo.api.routes import artifacts, health, intents, runs
+from sisu_kodo.config import Settings
+from sisu_kodo.db import bootstrap
+from sisu_kodo.db.engine import create_engine, same_database
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """Build the API for `settings`, whose database URLs are already resolved."""
+    assert settings.database_url, "resolve the database URL before creating the app"
+    database_url = settings.database_url
+    system_url = settings.system_database_url or database_url
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(database_url)
+        bootstrap.prepare_databases(engine, system_url)
+        gateway = WorkflowGateway(
+            settings, system_url=system_url, atomic=same_database(database_url, system_url)
+        )
+        app.state.api = ApiState(settings=settings, engine=engine, gateway=gateway)
+        try:
+            yield
+        finally:
+            gateway.close()
+            engine.dispose()
+
+    app = FastAPI(
+        title="Sisu-Kodo",
+        version="0.1.0",
+        summary="Intent -> plan -> approval -> sandbox fan-out, durable on DBOS + PostgreSQL.",
+        lifespan=lifespan,
+    )
+    app.add_middleware(AssumeJsonBodies)
+    install_error_handlers(app)
+    for module in (health, intents, runs, artifacts):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,70 @@
+"""The one place errors become HTTP responses: `{code, message, details?}`."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from sisu_kodo.contracts.errors import ErrorBody
+from sisu_kodo.errors import AppError
+
+log = logging.getLogger(__name__)
+
+
+def _body(status: int, code: str, message: str, details: Any = None) -> JSONResponse:
+    return JSONResponse(
+        ErrorBody(code=code, message=message, details=details).model_dump(exclude_none=True),
+        status_code=status,
+    )
+
+
+def _field_path(loc: tuple[Any, ...]) -> str:
+    parts = [str(part) for part in loc if part != "body"]
+    return ".".join(parts) or "body"
+
+
+async def _app_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, AppError)
+    if exc.http_status >= 500:
+        return await _unexpected(_, exc)
+    return _body(exc.http_status, exc.code, exc.message, exc.details)
+
+
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    problems = [
+        {"path": _field_path(tuple(error.get("loc", ()))), "message": error.get("msg", "")}
+        for error in exc.errors()
+    ]
+    summary = "; ".join(f"{p['path']}: {p['message']}" for p in problems[:5])
+    return _body(400, "validation_error", f"invalid request: {summary}", problems)
+
+
+async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    codes = {404: "not_found", 405: "method_not_allowed"}
+    return _body(exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail))
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    correlation_id = uuid.uuid4().hex
+    log.exception("unexpected error %s on %s %s", correlation_id, request.method, request.url.path)
+    return _body(
+        500,
+        "internal",
+        f"internal error; quote correlation id {correlation_id} to an operator",
+        {"correlationId": correlation_id},
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(AppError, _app_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)

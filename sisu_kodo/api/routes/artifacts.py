@@ -1,0 +1,25 @@
+"""Routes: /artifacts/{uri}."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+
+from sisu_kodo.api.deps import StateDep
+from sisu_kodo.db import artifacts
+from sisu_kodo.errors import NotFoundError
+
+router = APIRouter(tags=["artifacts"])
+
+
+@router.get("/artifacts/{uri:path}", response_class=Response)
+def get_artifact(uri: str, request: Request, state: StateDep) -> Response:
+    """An artifact's bytes by its (URL-encoded) `artifact://` URI; ETag is its sha256."""
+    with state.engine.connect() as conn:
+        found = artifacts.read_artifact(conn, uri=uri)
+    if found is None:
+        raise NotFoundError(f"artifact {uri} not found", {"uri": uri})
+    etag = f'"{found.meta.sha256}"'
+    headers = {"ETag": etag, "X-Content-SHA256": found.meta.sha256}
+    if request.headers.get("if-none-match") == etag:
+        return Response(status_code=304, headers=headers)
+    return Response(found.content, media_type=found.meta.media_type, headers=headers)

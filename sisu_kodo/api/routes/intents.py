@@ -1,0 +1,30 @@
+"""Routes: /intents."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, status
+
+from sisu_kodo.api import service
+from sisu_kodo.api.deps import StateDep
+from sisu_kodo.contracts.intents import IntentCreate, IntentCreated
+from sisu_kodo.contracts.runs import RunStart, RunStarted
+
+router = APIRouter(tags=["intents"])
+
+
+@router.post("/intents", status_code=status.HTTP_201_CREATED, response_model=IntentCreated)
+def create_intent(body: IntentCreate, state: StateDep) -> IntentCreated:
+    """Record a goal; nothing runs until a run is started for it."""
+    with state.engine.begin() as conn:
+        return IntentCreated(intentId=service.create_intent(conn, body))
+
+
+@router.post(
+    "/intents/{intent_id}/run", status_code=status.HTTP_202_ACCEPTED, response_model=RunStarted
+)
+def start_run(intent_id: str, body: RunStart, state: StateDep) -> RunStarted:
+    """Start (or, with the identical body, return) the intent's run."""
+    with state.gateway.unit_of_work(state.engine) as unit:
+        return service.start_run(
+            unit, intent_id=intent_id, body=body, app_version=state.settings.app_version
+        )

@@ -1,0 +1,110 @@
+"""Routes: /runs."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Request, status
+from fastapi.concurrency import run_in_threadpool
+from pydantic import ValidationError
+from sse_starlette.sse import EventSourceResponse
+
+from sisu_kodo.api import service, views
+from sisu_kodo.api.deps import ApiState, StateDep
+from sisu_kodo.contracts.runs import (
+    Accepted,
+    ApprovePlan,
+    RejectPlan,
+    RunEventIn,
+    RunEventView,
+    RunStatus,
+    RunView,
+)
+from sisu_kodo.db import runs
+from sisu_kodo.errors import IllegalStateError, InvalidRequestError
+
+router = APIRouter(prefix="/runs", tags=["runs"])
+
+STREAM_POLL_SECONDS = 0.25
+
+
+@router.get("/{run_id}", response_model=RunView)
+def get_run(run_id: str, state: StateDep) -> RunView:
+    """The RunView: status, steps with outputs, and artifacts."""
+    with state.engine.connect() as conn:
+        return views.build_run_view(conn, run_id=run_id, settings=state.settings)
+
+
+@router.post("/{run_id}/approve-plan", status_code=status.HTTP_202_ACCEPTED)
+def approve_plan(run_id: str, body: ApprovePlan, state: StateDep) -> Accepted:
+    """Open the gate: the decided tasks fan out. Only while the run waits for approval."""
+    with state.gateway.unit_of_work(state.engine) as unit:
+        return service.approve_plan(unit, run_id=run_id, body=body)
+
+
+@router.post("/{run_id}/events", status_code=status.HTTP_202_ACCEPTED)
+def post_event(run_id: str, body: RunEventIn, state: StateDep) -> Accepted:
+    """A human's answer at the gate: `approve-plan` or `reject-plan`."""
+    with state.gateway.unit_of_work(state.engine) as unit:
+        run = runs.require_run(unit.conn, run_id=run_id)
+        if run.status is not RunStatus.WAITING_INPUT:
+            raise IllegalStateError(
+                f"run {run_id} is {run.status.value}; events are accepted only while"
+                " it is waiting_input",
+                {"runId": run_id, "status": run.status.value},
+            )
+        if body.type == "approve-plan":
+            return service.approve_plan(
+                unit, run_id=run_id, body=_payload(ApprovePlan, body.payload)
+            )
+        return service.reject_plan(
+            unit.conn, run_id=run_id, body=_payload(RejectPlan, body.payload)
+        )
+
+
+def _payload(model: type[Any], payload: dict[str, Any]) -> Any:
+    try:
+        return model.model_validate(payload)
+    except ValidationError as exc:
+        problems = [
+            {"path": ".".join(["payload", *map(str, e["loc"])]), "message": e["msg"]}
+            for e in exc.errors()
+        ]
+        raise InvalidRequestError("invalid event payload", problems) from exc
+
+
+@router.get(
+    "/{run_id}/events",
+    response_model=list[RunEventView],
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
+def list_events(run_id: str, request: Request, state: StateDep) -> Any:
+    """Phase transitions, oldest first; `Accept: text/event-stream` streams them live."""
+    with state.engine.connect() as conn:
+        run = runs.require_run(conn, run_id=run_id)
+        if "text/event-stream" not in request.headers.get("accept", ""):
+            return views.list_event_views(conn, run_id=run_id)
+    after = int(request.headers.get("last-event-id", "0") or 0)
+    return EventSourceResponse(_stream(request, state, run.id, after))
+
+
+async def _stream(
+    request: Request, state: ApiState, run_id: str, after: int
+) -> AsyncIterator[dict[str, str]]:
+    last_seq = after
+    while not await request.is_disconnected():
+        events, terminal = await run_in_threadpool(_read_events, state, run_id, last_seq)
+        for event in events:
+            last_seq = event.seq
+            yield {"event": event.type, "id": str(event.seq), "data": event.model_dump_json()}
+        if terminal and not events:
+            return
+        await asyncio.sleep(STREAM_POLL_SECONDS)
+
+
+def _read_events(state: ApiState, run_id: str, after: int) -> tuple[list[RunEventView], bool]:
+    with state.engine.connect() as conn:
+        run = runs.require_run(conn, run_id=run_id)
+        return views.list_event_views(conn, run_id=run_id, after_seq=after), run.status.terminal

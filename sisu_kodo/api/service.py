@@ -1,0 +1,219 @@
+"""Run control: the operations behind the HTTP routes.
+
+Each function validates everything first and writes only after every check passed,
+so a 4xx leaves the database untouched.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import sqlalchemy as sa
+
+from sisu_kodo.api.gateway import Enqueue, UnitOfWork
+from sisu_kodo.api.policy import check_run_policy
+from sisu_kodo.canonical import sha256_hex
+from sisu_kodo.contracts.intents import IntentCreate
+from sisu_kodo.contracts.runs import (
+    Accepted,
+    ApprovePlan,
+    NextAction,
+    RejectPlan,
+    RunStart,
+    RunStarted,
+    RunStatus,
+)
+from sisu_kodo.db import intents, recipes, runs
+from sisu_kodo.errors import (
+    IllegalStateError,
+    InvalidRequestError,
+    NotFoundError,
+    RunIdentityConflictError,
+)
+from sisu_kodo.workflows.names import (
+    EXECUTE_WORKFLOW,
+    PLAN_WORKFLOW,
+    execute_workflow_id,
+    plan_workflow_id,
+)
+
+WAITING = frozenset({RunStatus.WAITING_INPUT})
+
+
+def new_intent_id() -> str:
+    return f"it_{uuid.uuid4().hex}"
+
+
+def run_id_for(intent_id: str) -> str:
+    return f"run_{sha256_hex(intent_id)[:32]}"
+
+
+def create_intent(conn: sa.Connection, body: IntentCreate) -> str:
+    intent_id = new_intent_id()
+    intents.create_intent(
+        conn,
+        intent_id=intent_id,
+        goal=body.goal,
+        inputs=body.inputs,
+        constraints=body.constraints,
+    )
+    return intent_id
+
+
+def start_run(unit: UnitOfWork, *, intent_id: str, body: RunStart, app_version: str) -> RunStarted:
+    conn = unit.conn
+    if intents.read_intent(conn, intent_id=intent_id) is None:
+        raise NotFoundError(f"intent {intent_id} not found", {"intentId": intent_id})
+    recipe = recipes.read_recipe(conn, name=body.recipeName)
+    if recipe is None:
+        raise InvalidRequestError(
+            f"unknown recipe {body.recipeName!r}",
+            [{"path": "recipeName", "message": "no such recipe"}],
+        )
+    queue = check_run_policy(body, recipe)
+    identity = _start_identity(body, queue)
+    run_id = run_id_for(intent_id)
+    plan_enqueue = Enqueue(
+        PLAN_WORKFLOW, plan_workflow_id(run_id), identity["queuePartitionKey"], (run_id,)
+    )
+
+    existing = runs.read_run_by_intent(conn, intent_id=intent_id)
+    if existing is None:
+        inserted = runs.insert_run(
+            conn,
+            run_id=run_id,
+            intent_id=intent_id,
+            workflow_id=plan_workflow_id(run_id),
+            queue_partition_key=identity["queuePartitionKey"],
+            recipe_name=recipe.name,
+            start_request=identity,
+            app_version=app_version,
+        )
+        if inserted:
+            unit.enqueue(plan_enqueue)
+            return RunStarted(
+                runId=run_id,
+                workflowId=plan_workflow_id(run_id),
+                intentId=intent_id,
+                status=RunStatus.QUEUED,
+            )
+        existing = runs.read_run_by_intent(conn, intent_id=intent_id)
+        assert existing is not None
+    drift = _identity_drift(existing.start_request, identity)
+    if drift:
+        raise RunIdentityConflictError(
+            f"intent {intent_id} already has run {existing.id} started with other values for: "
+            + ", ".join(item["field"] for item in drift),
+            {"runId": existing.id, "fields": [item["field"] for item in drift], "drift": drift},
+        )
+    unit.heal(plan_enqueue)
+    return RunStarted(
+        runId=existing.id,
+        workflowId=existing.workflow_id,
+        intentId=intent_id,
+        status=existing.status,
+        replayed=True,
+    )
+
+
+def _start_identity(body: RunStart, queue: str) -> dict[str, Any]:
+    assert body.queuePartitionKey is not None
+    return {
+        "recipeName": body.recipeName,
+        "queueName": queue,
+        "queuePartitionKey": body.queuePartitionKey,
+        "workload": body.workload.model_dump(),
+        "traceId": body.traceId,
+    }
+
+
+def _identity_drift(existing: dict[str, Any], incoming: dict[str, Any]) -> list[dict[str, Any]]:
+    drift = []
+    for field, old, new in _leaves(existing, incoming):
+        if old != new:
+            drift.append({"field": field, "existing": old, "incoming": new})
+    return drift
+
+
+def _leaves(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[tuple[str, Any, Any]]:
+    pairs = []
+    for key in sorted(set(a) | set(b)):
+        left, right = a.get(key), b.get(key)
+        if isinstance(left, dict) and isinstance(right, dict):
+            pairs.extend(_leaves(left, right, f"{prefix}{key}."))
+        else:
+            pairs.append((f"{prefix}{key}", left, right))
+    return pairs
+
+
+def approve_plan(unit: UnitOfWork, *, run_id: str, body: ApprovePlan) -> Accepted:
+    conn = unit.conn
+    run = _require_gate_open(conn, run_id)
+    assert run.plan_sha256 is not None and run.tasks_sha256 is not None
+    runs.record_decision(
+        conn,
+        run_id=run_id,
+        decision="approved",
+        decided_by=body.approvedBy,
+        notes=body.notes,
+        plan_sha256=run.plan_sha256,
+        tasks_sha256=run.tasks_sha256,
+    )
+    runs.transition(
+        conn,
+        run_id=run_id,
+        status=RunStatus.QUEUED,
+        event="plan.approved",
+        detail={
+            "approvedBy": body.approvedBy,
+            "notes": body.notes,
+            "planSha256": run.plan_sha256,
+            "tasksSha256": run.tasks_sha256,
+        },
+        allowed_from=WAITING,
+    )
+    unit.enqueue(
+        Enqueue(
+            EXECUTE_WORKFLOW,
+            execute_workflow_id(run_id, run.retry_count),
+            run.queue_partition_key,
+            (run_id,),
+        )
+    )
+    return Accepted(runId=run_id, status=RunStatus.QUEUED)
+
+
+def reject_plan(conn: sa.Connection, *, run_id: str, body: RejectPlan) -> Accepted:
+    run = _require_gate_open(conn, run_id)
+    assert run.plan_sha256 is not None and run.tasks_sha256 is not None
+    runs.record_decision(
+        conn,
+        run_id=run_id,
+        decision="rejected",
+        decided_by=body.rejectedBy,
+        notes=body.reason,
+        plan_sha256=run.plan_sha256,
+        tasks_sha256=run.tasks_sha256,
+    )
+    reason = f": {body.reason}" if body.reason else ""
+    runs.transition(
+        conn,
+        run_id=run_id,
+        status=RunStatus.FAILED,
+        event="plan.rejected",
+        detail={"rejectedBy": body.rejectedBy, "reason": body.reason},
+        allowed_from=WAITING,
+        error=f"plan rejected by {body.rejectedBy}{reason}",
+    )
+    return Accepted(runId=run_id, status=RunStatus.FAILED)
+
+
+def _require_gate_open(conn: sa.Connection, run_id: str) -> runs.RunRow:
+    run = runs.require_run(conn, run_id=run_id, for_update=True)
+    if run.status is not RunStatus.WAITING_INPUT or run.next_action is not NextAction.APPROVE_PLAN:
+        raise IllegalStateError(
+            f"run {run_id} is {run.status.value}, not waiting for plan approval",
+            {"runId": run_id, "status": run.status.value},
+        )
+    return run

@@ -1,0 +1,140 @@
+"""Read models: the RunView and the event list, built from the ledger."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from sisu_kodo.config import Settings
+from sisu_kodo.contracts.artifacts import artifact_uri
+from sisu_kodo.contracts.runs import (
+    ArtifactRef,
+    NextAction,
+    RunEventView,
+    RunStatus,
+    RunView,
+    StepId,
+    StepView,
+    TaskView,
+)
+from sisu_kodo.contracts.sandbox import ErrCode
+from sisu_kodo.db import artifacts, runs, sandbox_runs, workers
+
+
+def iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def build_run_view(conn: sa.Connection, *, run_id: str, settings: Settings) -> RunView:
+    run = runs.require_run(conn, run_id=run_id)
+    step_views = []
+    for step in runs.list_steps(conn, run_id=run_id):
+        output = step.output
+        if step.step_id == StepId.EXECUTE and step.finished_at is None:
+            output = _live_execution(conn, run_id=run_id, settings=settings)
+        step_views.append(
+            StepView(
+                stepId=step.step_id,
+                phase=step.phase,
+                attempt=step.attempt,
+                startedAt=iso(step.started_at),
+                finishedAt=iso(step.finished_at),
+                output=output,
+            )
+        )
+    next_action, hint = run.next_action, None
+    if run.status is RunStatus.QUEUED:
+        hint = _stuck_queue_hint(conn, app_version=run.app_version, settings=settings)
+        if hint:
+            next_action = NextAction.START_WORKER
+    return RunView(
+        runId=run.id,
+        intentId=run.intent_id,
+        workflowId=run.workflow_id,
+        status=run.status,
+        lastStep=run.last_step,
+        nextAction=next_action,
+        error=run.error,
+        retryCount=run.retry_count,
+        queuePartitionKey=run.queue_partition_key,
+        recipeName=run.recipe_name,
+        appVersion=run.app_version,
+        hint=hint,
+        createdAt=run.created_at.isoformat(),
+        updatedAt=run.updated_at.isoformat(),
+        steps=step_views,
+        artifacts=[
+            ArtifactRef(
+                uri=meta.uri,
+                kind=meta.kind,
+                sha256=meta.sha256,
+                size=meta.size,
+                stepId=meta.step_id,
+                taskKey=meta.task_key,
+            )
+            for meta in artifacts.list_artifacts(conn, run_id=run_id, exclude_step=StepId.EXECUTE)
+        ],
+    )
+
+
+def _live_execution(conn: sa.Connection, *, run_id: str, settings: Settings) -> dict[str, Any]:
+    """ExecuteST's output while it runs: every decided task with its latest attempt."""
+    task_list = artifacts.read_artifact(conn, uri=artifact_uri(run_id, StepId.DECIDE, "task_list"))
+    tasks: list[dict[str, Any]] = json.loads(task_list.content) if task_list else []
+    attempts = sandbox_runs.latest_attempts(conn, run_id=run_id, step_id=StepId.EXECUTE)
+    views = []
+    for task in tasks:
+        attempt = attempts.get(task["taskKey"])
+        view = TaskView.pending(task)
+        if attempt is not None:
+            code = ErrCode(attempt.err_code)
+            retrying = code.retryable and attempt.attempt < settings.task_max_attempts
+            view.status = (
+                "succeeded" if code is ErrCode.NONE else "retrying" if retrying else "failed"
+            )
+            view.errCode = code.value
+            view.exitCode = attempt.response.get("exitCode")
+            view.attempt = attempt.attempt
+            view.wallMs = attempt.metrics.get("wallMs")
+            view.sandboxRef = attempt.response.get("sandboxRef")
+        views.append(view)
+    done = sum(1 for view in views if view.status in ("succeeded", "failed"))
+    return {
+        "taskCount": len(views),
+        "completed": done,
+        "raw": {"tasks": [view.model_dump() for view in views]},
+    }
+
+
+def _stuck_queue_hint(conn: sa.Connection, *, app_version: str, settings: Settings) -> str | None:
+    rows = workers.list_workers(conn, ttl_seconds=settings.heartbeat_ttl_seconds)
+    return app_version_gap(rows, app_version)
+
+
+def app_version_gap(rows: list[workers.WorkerRow], app_version: str) -> str | None:
+    """Why work of `app_version` cannot run now, or None when a live worker runs it."""
+    live = {row.app_version for row in rows if row.alive}
+    if app_version in live:
+        return None
+    running = ", ".join(sorted(live)) or "none"
+    return (
+        f"no live worker runs app version {app_version!r} (live workers run: {running});"
+        f" start a worker with DBOS__APPVERSION={app_version}"
+    )
+
+
+def list_event_views(conn: sa.Connection, *, run_id: str, after_seq: int = 0) -> list[RunEventView]:
+    return [
+        RunEventView(
+            seq=event.seq,
+            at=event.at.isoformat(),
+            type=event.type,
+            status=RunStatus(event.status),
+            stepId=event.step_id,
+            detail=event.detail,
+        )
+        for event in runs.list_events(conn, run_id=run_id, after_seq=after_seq)
+    ]

@@ -1,0 +1,1 @@
+"""The `sisu` command line."""

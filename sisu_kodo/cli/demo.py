@@ -1,0 +1,238 @@
+"""`sisu demo`: the manual's L01-L03 against a running stack (or one it starts with --up)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import IO, Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from sisu_kodo.cli.output import console, err_console
+from sisu_kodo.cli.settings import settings_of
+from sisu_kodo.cli.stack import STOP_GRACE_SECONDS
+from sisu_kodo.client import SisuClient
+from sisu_kodo.config import Settings
+from sisu_kodo.contracts.intents import IntentCreate
+from sisu_kodo.contracts.runs import RunStart, RunStatus, RunView, StepId, Workload
+from sisu_kodo.errors import AppError
+
+POLL_SECONDS = 0.2
+
+
+def demo(
+    ctx: typer.Context,
+    goal: Annotated[str, typer.Option(help="The intent's goal.")] = "build logic",
+    steps: Annotated[int, typer.Option(help="Tasks to fan out (workload.steps).")] = 10,
+    concurrency: Annotated[int, typer.Option(help="Tasks of this run in flight.")] = 5,
+    partition: Annotated[str, typer.Option(help="queuePartitionKey (tenant).")] = "tenant-alpha",
+    approve: Annotated[
+        bool, typer.Option("--approve/--wait", help="Approve the plan, or wait for a human.")
+    ] = True,
+    start_stack: Annotated[
+        bool, typer.Option("--up", help="Start a stack for the demo and stop it afterwards.")
+    ] = False,
+    base: Annotated[str | None, typer.Option(help="API base URL; default from PORT.")] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for each phase.")] = 300,
+) -> None:
+    """Create an intent, start its run, pass the approval gate and watch the fan-out."""
+    settings = settings_of(ctx)
+    base_url = base or f"http://{settings.host}:{settings.port}"
+    with _stack(settings, enabled=start_stack), SisuClient(base_url) as client:
+        try:
+            run = _drive(client, goal, steps, concurrency, partition, approve, timeout)
+        except (AppError, TimeoutError) as exc:
+            err_console.print(f"[red]demo failed:[/red] {exc}")
+            raise typer.Exit(1) from exc
+    raise typer.Exit(0 if run.status is RunStatus.SUCCEEDED else 1)
+
+
+def _drive(
+    client: SisuClient,
+    goal: str,
+    steps: int,
+    concurrency: int,
+    partition: str,
+    approve: bool,
+    timeout: float,
+) -> RunView:
+    console.rule("[bold]L01: intent and run")
+    intent_id = client.create_intent(IntentCreate(goal=goal))
+    started = client.start_run(
+        intent_id,
+        RunStart(
+            recipeName="sandbox-default",
+            queuePartitionKey=partition,
+            workload=Workload(concurrency=concurrency, steps=steps),
+        ),
+    )
+    console.print(f"intent [cyan]{intent_id}[/cyan] -> run [cyan]{started.runId}[/cyan]")
+
+    console.rule("[bold]L02: the approval gate")
+    with console.status("compiling the plan (CompileST, DecideST)..."):
+        run = _wait(
+            client,
+            started.runId,
+            timeout,
+            lambda r: r.status is not RunStatus.QUEUED and r.status is not RunStatus.RUNNING,
+        )
+    if run.status is not RunStatus.WAITING_INPUT:
+        return _finish(run)
+    _show_plan(client, run)
+    if approve:
+        client.approve_plan(run.runId, "ops-lead", "approved by sisu demo")
+        console.print("plan approved by [bold]ops-lead[/bold]")
+    else:
+        console.print(
+            "waiting for a human: curl -sS -X POST "
+            f'$BASE/runs/{run.runId}/approve-plan -d \'{{"approvedBy":"ops-lead"}}\''
+        )
+        run = _wait(client, run.runId, timeout, lambda r: r.status is not RunStatus.WAITING_INPUT)
+
+    console.rule("[bold]L03: fan-out")
+    run = _watch_fan_out(client, run.runId, timeout)
+    return _finish(run)
+
+
+def _wait(
+    client: SisuClient, run_id: str, timeout: float, done: Callable[[RunView], bool]
+) -> RunView:
+    deadline = time.monotonic() + timeout
+    while True:
+        run = client.get_run(run_id)
+        if done(run):
+            return run
+        if time.monotonic() > deadline:
+            raise TimeoutError(
+                f"run {run_id} still {run.status.value} after {timeout:.0f}s"
+                + (f": {run.hint}" if run.hint else "")
+            )
+        time.sleep(POLL_SECONDS)
+
+
+def _execute_tasks(run: RunView) -> list[dict[str, object]]:
+    for step in run.steps:
+        if step.stepId == StepId.EXECUTE and step.output:
+            tasks: list[dict[str, object]] = step.output.get("raw", {}).get("tasks", [])
+            return tasks
+    return []
+
+
+def _watch_fan_out(client: SisuClient, run_id: str, timeout: float) -> RunView:
+    deadline = time.monotonic() + timeout
+    with Progress(
+        TextColumn("[bold]tasks"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
+        bar = progress.add_task("fan-out", total=None, status="queued")
+        while True:
+            run = client.get_run(run_id)
+            tasks = _execute_tasks(run)
+            finished = sum(1 for task in tasks if task["status"] in ("succeeded", "failed"))
+            progress.update(
+                bar, total=len(tasks) or None, completed=finished, status=run.status.value
+            )
+            if run.status.terminal:
+                return run
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"run {run_id} still {run.status.value} after {timeout:.0f}s")
+            time.sleep(POLL_SECONDS)
+
+
+def _show_plan(client: SisuClient, run: RunView) -> None:
+    plan_uri = next(a.uri for a in run.artifacts if a.kind == "plan_card")
+    plan = json.loads(client.artifact(plan_uri))
+    console.print(f"status [yellow]{run.status.value}[/yellow], lastStep {run.lastStep}")
+    console.print(f"plan artifact [cyan]{plan_uri}[/cyan]")
+    for line in plan["design"]:
+        console.print(f"  - {line}")
+    console.print(f"  {len(plan['tasks'])} task(s), e.g. [dim]{plan['tasks'][0]['command']}[/dim]")
+
+
+def _finish(run: RunView) -> RunView:
+    table = Table(title=f"run {run.runId}: ExecuteST tasks")
+    for column in ("task", "status", "errCode", "exit", "attempt", "wallMs", "sandboxRef"):
+        table.add_column(column)
+    for task in _execute_tasks(run):
+        table.add_row(
+            str(task["name"]),
+            str(task["status"]),
+            str(task["errCode"]),
+            str(task["exitCode"]),
+            str(task["attempt"]),
+            str(task["wallMs"]),
+            str(task["sandboxRef"]),
+        )
+    console.print(table)
+    colour = "green" if run.status is RunStatus.SUCCEEDED else "red"
+    console.print(
+        f"outcome: [{colour}]{run.status.value}[/{colour}]  nextAction {run.nextAction.value}"
+    )
+    if run.error:
+        console.print(f"error: {run.error}")
+    return run
+
+
+@contextmanager
+def _stack(settings: Settings, *, enabled: bool) -> Iterator[None]:
+    """With --up, run `sisu up` as a child process for the demo's duration."""
+    if not enabled:
+        yield
+        return
+    console.print("starting the stack (`sisu up`)...")
+    up = subprocess.Popen(
+        [sys.executable, "-m", "sisu_kodo.cli.main", "up"],
+        env=dict(os.environ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        _wait_for_up(up)
+        yield
+    finally:
+        up.send_signal(signal.SIGTERM)
+        try:
+            up.wait(timeout=STOP_GRACE_SECONDS * 2)
+        except subprocess.TimeoutExpired:
+            up.kill()
+            up.wait()
+        console.print("stack stopped")
+
+
+def _wait_for_up(up: subprocess.Popen[bytes]) -> None:
+    assert up.stdout is not None
+    output = []
+    for raw in up.stdout:
+        line = raw.decode(errors="replace")
+        output.append(line)
+        if "sisu is up" in line:
+            console.print(line.rstrip())
+            # Keep draining so the child never blocks on a full pipe.
+            threading.Thread(target=_drain, args=(up.stdout,), daemon=True).start()
+            return
+    up.wait()
+    raise typer.Exit(_fail_to_start("".join(output[-30:]), up.returncode))
+
+
+def _drain(stream: IO[bytes]) -> None:
+    for _ in stream:
+        pass
+
+
+def _fail_to_start(output: str, code: int | None) -> int:
+    err_console.print(f"[red]sisu up exited ({code}) before it was ready:[/red]\n{output}")
+    return 1

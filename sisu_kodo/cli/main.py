@@ -1,0 +1,88 @@
+"""The `sisu` command: one Typer app, one module per command group."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import typer
+
+from sisu_kodo.cli import db, demo
+from sisu_kodo.cli.output import console, err_console
+from sisu_kodo.cli.settings import settings_of
+from sisu_kodo.cli.stack import StackError, run_stack, stop_stack
+from sisu_kodo.config import ConfigError, load_settings
+
+app = typer.Typer(
+    help="Sisu-Kodo: intent -> plan -> approval -> sandbox fan-out, durable on DBOS.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(db.app, name="db")
+app.command("demo")(demo.demo)
+
+
+@app.callback()
+def root(ctx: typer.Context) -> None:
+    """Read the environment once; every command works from these settings."""
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    for noisy in ("httpx", "alembic.runtime.migration"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    ctx.obj = load_settings()
+
+
+@app.command()
+def up(ctx: typer.Context) -> None:
+    """Run the whole stack here: PostgreSQL (embedded if DATABASE_URL is unset), worker, API."""
+
+    def ready(base: str, logs: object) -> None:
+        console.print(
+            f"[green]sisu is up[/green]: API {base}  (logs in {logs}; `sisu stop` ends it)"
+        )
+
+    raise typer.Exit(run_stack(settings_of(ctx), ready=ready))
+
+
+@app.command()
+def stop(ctx: typer.Context) -> None:
+    """Stop what `sisu up` started (by its pid file)."""
+    pid = stop_stack(settings_of(ctx))
+    console.print("nothing to stop" if pid is None else f"stopped sisu up (pid {pid})")
+
+
+@app.command()
+def api(ctx: typer.Context) -> None:
+    """The API shim alone: enqueues and reads, never executes a workflow."""
+    import uvicorn
+
+    from sisu_kodo.api.app import create_app
+    from sisu_kodo.db.embedded import resolve_database
+
+    settings, embedded = resolve_database(settings_of(ctx))
+    try:
+        uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+    finally:
+        if embedded is not None:
+            embedded.stop()
+
+
+@app.command()
+def worker(ctx: typer.Context) -> None:
+    """A worker alone: executes workflows from intentQ and sbxQ."""
+    from sisu_kodo.worker.main import run_worker
+
+    run_worker(settings_of(ctx))
+
+
+def main() -> None:
+    try:
+        app()
+    except (ConfigError, StackError) as exc:
+        err_console.print(f"[red]error:[/red] {exc}")
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

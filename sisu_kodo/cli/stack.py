@@ -1,0 +1,168 @@
+"""Process management: `sisu up` (worker + API on one machine), `sisu stop`, and the two roles."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from sisu_kodo.config import Settings
+from sisu_kodo.db.bootstrap import prepare_databases
+from sisu_kodo.db.embedded import resolve_database
+from sisu_kodo.db.engine import create_engine
+
+PID_FILE = "sisu-up.pid"
+STOP_GRACE_SECONDS = 15.0
+
+
+class StackError(Exception):
+    """`sisu up` could not start, or a component died."""
+
+
+@dataclass
+class Child:
+    name: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+
+def pid_file(settings: Settings) -> Path:
+    return settings.resolved_data_dir / PID_FILE
+
+
+def read_live_pid(path: Path) -> int | None:
+    try:
+        pid = int(path.read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        return pid
+    return pid
+
+
+def spawn_role(role: str, env: dict[str, str], log_path: Path) -> Child:
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "sisu_kodo.cli.main", role],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    return Child(role, process, log_path)
+
+
+def wait_healthy(url: str, *, child: Child, timeout: float, check_worker: bool = False) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if child.process.poll() is not None:
+            raise StackError(
+                f"{child.name} exited with {child.process.returncode}; see {child.log_path}"
+            )
+        try:
+            response = httpx.get(url, timeout=2)
+            if response.status_code == 200 and (
+                not check_worker or any(w["alive"] for w in response.json().get("workers", []))
+            ):
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise StackError(
+        f"{child.name} not healthy at {url} after {timeout:.0f}s; see {child.log_path}"
+    )
+
+
+def terminate(children: list[Child], grace: float = STOP_GRACE_SECONDS) -> None:
+    for child in children:
+        if child.process.poll() is None:
+            child.process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for child in children:
+        remaining = max(0.1, deadline - time.monotonic())
+        try:
+            child.process.wait(timeout=remaining)
+        except subprocess.TimeoutExpired:
+            child.process.kill()
+            child.process.wait()
+
+
+def run_stack(settings: Settings, *, ready: Callable[[str, Path], None] | None = None) -> int:
+    """Start the database (embedded if needed), a worker and the API; block until stopped."""
+    path = pid_file(settings)
+    existing = read_live_pid(path)
+    if existing is not None:
+        raise StackError(f"sisu up is already running (pid {existing}); run `sisu stop` first")
+    settings, embedded = resolve_database(settings)
+    assert settings.database_url
+    engine = create_engine(settings.database_url)
+    try:
+        prepare_databases(engine, settings.system_database_url or settings.database_url)
+    finally:
+        engine.dispose()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(str(os.getpid()))
+    stop_requested = False
+
+    def request_stop(signum: int, _: object) -> None:
+        nonlocal stop_requested
+        stop_requested = True
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    env = {**os.environ, "DATABASE_URL": settings.database_url}
+    logs = settings.resolved_data_dir / "logs"
+    children: list[Child] = []
+    try:
+        worker = spawn_role("worker", env, logs / "worker.log")
+        children.append(worker)
+        api = spawn_role("api", env, logs / "api.log")
+        children.append(api)
+        base = f"http://{settings.host}:{settings.port}"
+        wait_healthy(
+            f"http://{settings.host}:{settings.admin_port}/healthz", child=worker, timeout=60
+        )
+        wait_healthy(f"{base}/healthz", child=api, timeout=60, check_worker=True)
+        if ready is not None:
+            ready(base, logs)
+        while not stop_requested:
+            for child in children:
+                if child.process.poll() is not None:
+                    raise StackError(
+                        f"{child.name} exited with {child.process.returncode}; see {child.log_path}"
+                    )
+            time.sleep(0.3)
+        return 0
+    finally:
+        terminate(children)
+        if embedded is not None:
+            embedded.stop()
+        path.unlink(missing_ok=True)
+
+
+def stop_stack(settings: Settings, grace: float = STOP_GRACE_SECONDS * 2) -> int | None:
+    """Signal the running `sisu up` and wait for it to exit; returns its pid or None."""
+    path = pid_file(settings)
+    pid = read_live_pid(path)
+    if pid is None:
+        path.unlink(missing_ok=True)
+        return None
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and read_live_pid(path) == pid:
+        time.sleep(0.2)
+    if read_live_pid(path) == pid:
+        raise StackError(f"sisu up (pid {pid}) did not stop within {grace:.0f}s")
+    return pid

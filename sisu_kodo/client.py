@@ -1,0 +1,76 @@
+"""A typed HTTP client for the Sisu-Kodo API, raising the server's own error classes."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from sisu_kodo.contracts.intents import IntentCreate
+from sisu_kodo.contracts.runs import Accepted, RunEventView, RunStart, RunStarted, RunView
+from sisu_kodo.errors import AppError, error_class_for
+
+
+class SisuClient:
+    def __init__(self, base_url: str, *, timeout: float = 30.0) -> None:
+        self._http = httpx.Client(base_url=base_url, timeout=timeout)
+
+    def __enter__(self) -> SisuClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        response = self._http.request(method, path, **kwargs)
+        if response.is_error:
+            raise _error_from(response)
+        return response
+
+    def healthz(self) -> dict[str, Any]:
+        body: dict[str, Any] = self._call("GET", "/healthz").json()
+        return body
+
+    def create_intent(self, intent: IntentCreate) -> str:
+        response = self._call("POST", "/intents", json=intent.model_dump())
+        return str(response.json()["intentId"])
+
+    def start_run(self, intent_id: str, start: RunStart) -> RunStarted:
+        response = self._call(
+            "POST", f"/intents/{intent_id}/run", json=start.model_dump(exclude_none=True)
+        )
+        return RunStarted.model_validate(response.json())
+
+    def get_run(self, run_id: str) -> RunView:
+        return RunView.model_validate(self._call("GET", f"/runs/{run_id}").json())
+
+    def approve_plan(self, run_id: str, approved_by: str, notes: str | None = None) -> Accepted:
+        body = {"approvedBy": approved_by, **({"notes": notes} if notes else {})}
+        response = self._call("POST", f"/runs/{run_id}/approve-plan", json=body)
+        return Accepted.model_validate(response.json())
+
+    def events(self, run_id: str) -> list[RunEventView]:
+        response = self._call("GET", f"/runs/{run_id}/events")
+        return [RunEventView.model_validate(item) for item in response.json()]
+
+    def artifact(self, uri: str) -> bytes:
+        return self._call("GET", f"/artifacts/{quote(uri, safe='')}").content
+
+
+def _error_from(response: httpx.Response) -> AppError:
+    try:
+        body = response.json()
+        cls = error_class_for(str(body.get("code", "")))
+        return cls(str(body.get("message", response.text)), body.get("details"))
+    except ValueError:
+        return AppError(f"HTTP {response.status_code}: {response.text[:200]}")

@@ -1,0 +1,1 @@
+"""Pydantic models that cross a process boundary (HTTP bodies, workflow I/O, events)."""

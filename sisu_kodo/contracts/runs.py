@@ -1,0 +1,178 @@
+"""Run bodies and projections: starting a run, the approval gate, the RunView and events."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from sisu_kodo.contracts.plans import MAX_PLAN_TASKS
+
+
+class RunStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    WAITING_INPUT = "waiting_input"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    RETRIES_EXCEEDED = "retries_exceeded"
+    CANCELED = "canceled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL_STATUSES
+
+
+TERMINAL_STATUSES = frozenset(
+    {RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.RETRIES_EXCEEDED, RunStatus.CANCELED}
+)
+
+
+class NextAction(StrEnum):
+    NONE = "NONE"
+    APPROVE_PLAN = "APPROVE_PLAN"
+    REPAIR = "REPAIR"
+    START_WORKER = "START_WORKER"
+
+
+class StepId(StrEnum):
+    COMPILE = "CompileST"
+    DECIDE = "DecideST"
+    EXECUTE = "ExecuteST"
+
+
+STEP_PHASES: dict[str, str] = {
+    StepId.COMPILE: "compilation",
+    StepId.DECIDE: "planning",
+    StepId.EXECUTE: "execution",
+}
+
+
+class Workload(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    concurrency: int = Field(ge=1, le=MAX_PLAN_TASKS)
+    steps: int = Field(ge=1, le=MAX_PLAN_TASKS)
+    sandboxMinutes: int | None = Field(None, ge=1)
+
+
+class RunStart(BaseModel):
+    """Body of POST /intents/{id}/run; its canonical form is the run's identity."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    recipeName: str = Field("sandbox-default", min_length=1, max_length=200)
+    queuePartitionKey: str | None = Field(None, max_length=200)
+    queueName: str | None = Field(None, max_length=64)
+    workload: Workload = Field(default_factory=lambda: Workload(concurrency=1, steps=1))
+    traceId: str | None = Field(None, max_length=200)
+
+
+class RunStarted(BaseModel):
+    runId: str
+    workflowId: str
+    intentId: str
+    status: RunStatus
+    replayed: bool = False
+
+
+class ApprovePlan(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    approvedBy: str = Field(min_length=1, max_length=200, pattern=r"\S")
+    notes: str | None = Field(None, max_length=10_000)
+
+
+class RejectPlan(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    rejectedBy: str = Field(min_length=1, max_length=200, pattern=r"\S")
+    reason: str | None = Field(None, max_length=10_000)
+
+
+class RunEventIn(BaseModel):
+    """Body of POST /runs/{id}/events: a human's answer at the approval gate."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["approve-plan", "reject-plan"]
+    payload: dict[str, Any] = Field(default_factory=dict)
+
+
+class Accepted(BaseModel):
+    runId: str
+    status: RunStatus
+    accepted: bool = True
+
+
+class ArtifactRef(BaseModel):
+    uri: str
+    kind: str
+    sha256: str
+    size: int
+    stepId: str
+    taskKey: str | None = None
+
+
+class TaskView(BaseModel):
+    taskKey: str
+    index: int
+    name: str
+    command: str
+    status: Literal["pending", "retrying", "succeeded", "failed"]
+    errCode: str | None = None
+    exitCode: int | None = None
+    attempt: int = 0
+    wallMs: int | None = None
+    sandboxRef: str | None = None
+    artifacts: list[str] = Field(default_factory=list)
+
+    @classmethod
+    def pending(cls, task: Mapping[str, Any]) -> TaskView:
+        """A decided task (a TaskSpec dict) that has no attempt yet."""
+        return cls(
+            taskKey=task["taskKey"],
+            index=task["index"],
+            name=task["name"],
+            command=task["command"],
+            status="pending",
+        )
+
+
+class StepView(BaseModel):
+    stepId: str
+    phase: str
+    attempt: int
+    startedAt: str | None
+    finishedAt: str | None
+    output: dict[str, Any] | None
+
+
+class RunView(BaseModel):
+    runId: str
+    intentId: str
+    workflowId: str
+    status: RunStatus
+    lastStep: str | None
+    nextAction: NextAction
+    error: str | None
+    retryCount: int
+    queuePartitionKey: str
+    recipeName: str
+    appVersion: str
+    hint: str | None = None
+    createdAt: str
+    updatedAt: str
+    steps: list[StepView]
+    artifacts: list[ArtifactRef]
+
+
+class RunEventView(BaseModel):
+    seq: int
+    at: str
+    type: str
+    status: RunStatus
+    stepId: str | None
+    detail: dict[str, Any]

@@ -1,0 +1,102 @@
+"""Artifacts: content-addressed outputs (plans, task lists, stdout, stderr) with sha256."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from sisu_kodo.canonical import sha256_hex
+from sisu_kodo.contracts.artifacts import media_type_for
+from sisu_kodo.errors import ConflictError
+
+
+@dataclass(frozen=True)
+class ArtifactMeta:
+    uri: str
+    kind: str
+    media_type: str
+    sha256: str
+    size: int
+    step_id: str
+    task_key: str | None
+
+
+@dataclass(frozen=True)
+class Artifact:
+    meta: ArtifactMeta
+    content: bytes
+
+
+def put_artifact(
+    conn: sa.Connection,
+    *,
+    uri: str,
+    run_id: str,
+    step_id: str,
+    kind: str,
+    content: bytes,
+    task_key: str | None = None,
+) -> ArtifactMeta:
+    """Store bytes under `uri` once; re-storing identical bytes is a no-op, others conflict."""
+    digest = sha256_hex(content)
+    meta = ArtifactMeta(uri, kind, media_type_for(kind), digest, len(content), step_id, task_key)
+    inserted = conn.execute(
+        sa.text(
+            """
+            INSERT INTO app.artifacts
+                (uri, run_id, step_id, task_key, kind, media_type, sha256, size, content)
+            VALUES (:uri, :run_id, :step_id, :task_key, :kind, :media_type, :sha256, :size,
+                    :content)
+            ON CONFLICT (uri) DO NOTHING
+            """
+        ),
+        {
+            "uri": uri,
+            "run_id": run_id,
+            "step_id": step_id,
+            "task_key": task_key,
+            "kind": kind,
+            "media_type": meta.media_type,
+            "sha256": digest,
+            "size": len(content),
+            "content": content,
+        },
+    ).rowcount
+    if not inserted:
+        existing = conn.execute(
+            sa.text("SELECT sha256 FROM app.artifacts WHERE uri = :uri"), {"uri": uri}
+        ).scalar_one()
+        if existing != digest:
+            raise ConflictError(
+                f"artifact {uri} already stored with other content",
+                {"uri": uri, "stored": existing, "offered": digest},
+            )
+    return meta
+
+
+_META_COLUMNS = "uri, kind, media_type, sha256, size, step_id, task_key"
+
+
+def read_artifact(conn: sa.Connection, *, uri: str) -> Artifact | None:
+    row = conn.execute(
+        sa.text(f"SELECT {_META_COLUMNS}, content FROM app.artifacts WHERE uri = :uri"),
+        {"uri": uri},
+    ).one_or_none()
+    if row is None:
+        return None
+    return Artifact(ArtifactMeta(*row[:-1]), bytes(row[-1]))
+
+
+def list_artifacts(
+    conn: sa.Connection, *, run_id: str, exclude_step: str | None = None
+) -> list[ArtifactMeta]:
+    rows = conn.execute(
+        sa.text(
+            f"SELECT {_META_COLUMNS} FROM app.artifacts WHERE run_id = :run_id"
+            " AND (CAST(:exclude AS text) IS NULL OR step_id <> :exclude)"
+            " ORDER BY created_at, uri"
+        ),
+        {"run_id": run_id, "exclude": exclude_step},
+    ).all()
+    return [ArtifactMeta(*row) for row in rows]

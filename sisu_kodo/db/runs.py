@@ -1,0 +1,338 @@
+"""Runs: the run projection, its steps, its phase events and its approval record.
+
+Every status change goes through `transition`, which locks the run row, refuses to
+leave a terminal status, and appends the matching `run_events` row in the same
+transaction, so the projection and its event history can never disagree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+
+from sisu_kodo.contracts.runs import TERMINAL_STATUSES, NextAction, RunStatus
+from sisu_kodo.errors import IllegalStateError, NotFoundError
+
+_RUN_COLUMNS = (
+    "id, intent_id, workflow_id, status, last_step, next_action, error, retry_count,"
+    " queue_partition_key, recipe_name, start_request, app_version, plan_sha256,"
+    " tasks_sha256, created_at, updated_at"
+)
+
+
+@dataclass(frozen=True)
+class RunRow:
+    id: str
+    intent_id: str
+    workflow_id: str
+    status: RunStatus
+    last_step: str | None
+    next_action: NextAction
+    error: str | None
+    retry_count: int
+    queue_partition_key: str
+    recipe_name: str
+    start_request: dict[str, Any]
+    app_version: str
+    plan_sha256: str | None
+    tasks_sha256: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def from_row(cls, row: sa.Row[Any]) -> RunRow:
+        values = list(row)
+        values[3] = RunStatus(values[3])
+        values[5] = NextAction(values[5])
+        return cls(*values)
+
+
+@dataclass(frozen=True)
+class StepRow:
+    step_id: str
+    phase: str
+    attempt: int
+    output: dict[str, Any] | None
+    started_at: datetime
+    finished_at: datetime | None
+
+
+@dataclass(frozen=True)
+class EventRow:
+    seq: int
+    at: datetime
+    type: str
+    status: str
+    step_id: str | None
+    detail: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ApprovalRow:
+    decision: str
+    decided_by: str
+    notes: str | None
+    plan_sha256: str
+    tasks_sha256: str
+    decided_at: datetime
+
+
+def insert_run(
+    conn: sa.Connection,
+    *,
+    run_id: str,
+    intent_id: str,
+    workflow_id: str,
+    queue_partition_key: str,
+    recipe_name: str,
+    start_request: dict[str, Any],
+    app_version: str,
+) -> bool:
+    """Insert a queued run; False when the intent already has one."""
+    result = conn.execute(
+        sa.text(
+            """
+            INSERT INTO app.runs (id, intent_id, workflow_id, status, queue_partition_key,
+                                  recipe_name, start_request, app_version)
+            VALUES (:id, :intent_id, :workflow_id, 'queued', :pk, :recipe, :start, :version)
+            ON CONFLICT (intent_id) DO NOTHING
+            """
+        ).bindparams(sa.bindparam("start", type_=JSONB)),
+        {
+            "id": run_id,
+            "intent_id": intent_id,
+            "workflow_id": workflow_id,
+            "pk": queue_partition_key,
+            "recipe": recipe_name,
+            "start": start_request,
+            "version": app_version,
+        },
+    )
+    inserted = result.rowcount == 1
+    if inserted:
+        append_event(
+            conn,
+            run_id=run_id,
+            type="run.queued",
+            status=RunStatus.QUEUED,
+            detail={"queuePartitionKey": queue_partition_key, "appVersion": app_version},
+        )
+    return inserted
+
+
+def read_run(conn: sa.Connection, *, run_id: str, for_update: bool = False) -> RunRow | None:
+    lock = " FOR UPDATE" if for_update else ""
+    row = conn.execute(
+        sa.text(f"SELECT {_RUN_COLUMNS} FROM app.runs WHERE id = :id{lock}"), {"id": run_id}
+    ).one_or_none()
+    return RunRow.from_row(row) if row else None
+
+
+def read_run_by_intent(conn: sa.Connection, *, intent_id: str) -> RunRow | None:
+    row = conn.execute(
+        sa.text(f"SELECT {_RUN_COLUMNS} FROM app.runs WHERE intent_id = :id"), {"id": intent_id}
+    ).one_or_none()
+    return RunRow.from_row(row) if row else None
+
+
+def require_run(conn: sa.Connection, *, run_id: str, for_update: bool = False) -> RunRow:
+    run = read_run(conn, run_id=run_id, for_update=for_update)
+    if run is None:
+        raise NotFoundError(f"run {run_id} not found", {"runId": run_id})
+    return run
+
+
+_UNSET: Any = object()
+
+
+def transition(
+    conn: sa.Connection,
+    *,
+    run_id: str,
+    status: RunStatus,
+    event: str,
+    step_id: str | None = None,
+    detail: dict[str, Any] | None = None,
+    allowed_from: frozenset[RunStatus] | None = None,
+    last_step: str | None = _UNSET,
+    next_action: NextAction = NextAction.NONE,
+    error: str | None = None,
+    plan_sha256: str | None = _UNSET,
+    tasks_sha256: str | None = _UNSET,
+) -> RunRow:
+    """Move a run to `status` and append the event, or raise IllegalStateError.
+
+    A terminal run never moves (retries are a separate, explicit verb); `allowed_from`
+    narrows the legal source statuses further.
+    """
+    run = require_run(conn, run_id=run_id, for_update=True)
+    if run.status in TERMINAL_STATUSES or (
+        allowed_from is not None and run.status not in allowed_from
+    ):
+        raise IllegalStateError(
+            f"run {run_id} is {run.status.value}; cannot move to {status.value}",
+            {"runId": run_id, "status": run.status.value},
+        )
+    assignments = {
+        "status": status.value,
+        "next_action": next_action.value,
+        "error": error,
+    }
+    if last_step is not _UNSET:
+        assignments["last_step"] = last_step
+    if plan_sha256 is not _UNSET:
+        assignments["plan_sha256"] = plan_sha256
+    if tasks_sha256 is not _UNSET:
+        assignments["tasks_sha256"] = tasks_sha256
+    sets = ", ".join(f"{column} = :{column}" for column in assignments)
+    conn.execute(
+        sa.text(f"UPDATE app.runs SET {sets}, updated_at = now() WHERE id = :run_id"),
+        {**assignments, "run_id": run_id},
+    )
+    append_event(conn, run_id=run_id, type=event, status=status, step_id=step_id, detail=detail)
+    return require_run(conn, run_id=run_id)
+
+
+def append_event(
+    conn: sa.Connection,
+    *,
+    run_id: str,
+    type: str,
+    status: RunStatus,
+    step_id: str | None = None,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """Append the next event of a run; callers hold the run row lock (or just created it)."""
+    conn.execute(
+        sa.text(
+            """
+            INSERT INTO app.run_events (run_id, seq, type, status, step_id, detail)
+            SELECT :run_id, COALESCE(MAX(seq), 0) + 1, :type, :status, :step_id, :detail
+            FROM app.run_events WHERE run_id = :run_id
+            """
+        ).bindparams(sa.bindparam("detail", type_=JSONB)),
+        {
+            "run_id": run_id,
+            "type": type,
+            "status": status.value,
+            "step_id": step_id,
+            "detail": detail or {},
+        },
+    )
+
+
+def list_events(conn: sa.Connection, *, run_id: str, after_seq: int = 0) -> list[EventRow]:
+    rows = conn.execute(
+        sa.text(
+            "SELECT seq, at, type, status, step_id, detail FROM app.run_events"
+            " WHERE run_id = :run_id AND seq > :after ORDER BY seq"
+        ),
+        {"run_id": run_id, "after": after_seq},
+    ).all()
+    return [EventRow(*row) for row in rows]
+
+
+def start_step(
+    conn: sa.Connection, *, run_id: str, step_id: str, phase: str, attempt: int = 1
+) -> None:
+    conn.execute(
+        sa.text(
+            "INSERT INTO app.run_steps (run_id, step_id, attempt, phase)"
+            " VALUES (:run_id, :step_id, :attempt, :phase)"
+            " ON CONFLICT (run_id, step_id, attempt) DO NOTHING"
+        ),
+        {"run_id": run_id, "step_id": step_id, "attempt": attempt, "phase": phase},
+    )
+
+
+def finish_step(
+    conn: sa.Connection,
+    *,
+    run_id: str,
+    step_id: str,
+    output: dict[str, Any],
+    attempt: int = 1,
+) -> None:
+    conn.execute(
+        sa.text(
+            "UPDATE app.run_steps SET output = :output, finished_at = now()"
+            " WHERE run_id = :run_id AND step_id = :step_id AND attempt = :attempt"
+        ).bindparams(sa.bindparam("output", type_=JSONB)),
+        {"run_id": run_id, "step_id": step_id, "attempt": attempt, "output": output},
+    )
+
+
+def list_steps(conn: sa.Connection, *, run_id: str) -> list[StepRow]:
+    """The latest attempt of each step, in the order the steps started."""
+    rows = conn.execute(
+        sa.text(
+            """
+            SELECT step_id, phase, attempt, output, started_at, finished_at FROM (
+                SELECT DISTINCT ON (step_id) * FROM app.run_steps
+                WHERE run_id = :run_id ORDER BY step_id, attempt DESC
+            ) latest ORDER BY started_at, step_id
+            """
+        ),
+        {"run_id": run_id},
+    ).all()
+    return [StepRow(*row) for row in rows]
+
+
+def read_step_output(conn: sa.Connection, *, run_id: str, step_id: str) -> dict[str, Any] | None:
+    row = conn.execute(
+        sa.text(
+            "SELECT output FROM app.run_steps WHERE run_id = :run_id AND step_id = :step_id"
+            " ORDER BY attempt DESC LIMIT 1"
+        ),
+        {"run_id": run_id, "step_id": step_id},
+    ).one_or_none()
+    return row[0] if row else None
+
+
+def record_decision(
+    conn: sa.Connection,
+    *,
+    run_id: str,
+    decision: str,
+    decided_by: str,
+    notes: str | None,
+    plan_sha256: str,
+    tasks_sha256: str,
+) -> None:
+    conn.execute(
+        sa.text(
+            """
+            INSERT INTO app.plan_approvals
+                (run_id, decision, decided_by, notes, plan_sha256, tasks_sha256)
+            VALUES (:run_id, :decision, :by, :notes, :plan, :tasks)
+            """
+        ),
+        {
+            "run_id": run_id,
+            "decision": decision,
+            "by": decided_by,
+            "notes": notes,
+            "plan": plan_sha256,
+            "tasks": tasks_sha256,
+        },
+    )
+
+
+def read_decision(conn: sa.Connection, *, run_id: str) -> ApprovalRow | None:
+    row = conn.execute(
+        sa.text(
+            "SELECT decision, decided_by, notes, plan_sha256, tasks_sha256, decided_at"
+            " FROM app.plan_approvals WHERE run_id = :run_id"
+        ),
+        {"run_id": run_id},
+    ).one_or_none()
+    return ApprovalRow(*row) if row else None
+
+
+def count_runs_by_status(conn: sa.Connection) -> dict[str, int]:
+    rows = conn.execute(sa.text("SELECT status, COUNT(*) FROM app.runs GROUP BY status")).all()
+    return dict(rows)

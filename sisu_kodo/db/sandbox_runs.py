@@ -1,0 +1,111 @@
+"""Sandbox ledger: one `sbx_runs` row per task attempt and one receipt per executed task."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+
+from sisu_kodo.canonical import sha256_hex
+
+
+@dataclass(frozen=True)
+class AttemptRow:
+    task_key: str
+    attempt: int
+    provider: str
+    response: dict[str, Any]
+    err_code: str
+    metrics: dict[str, Any]
+    created_at: datetime
+
+
+def record_attempt(
+    conn: sa.Connection,
+    *,
+    run_id: str,
+    step_id: str,
+    task_key: str,
+    attempt: int,
+    provider: str,
+    request: dict[str, Any],
+    response: dict[str, Any],
+    err_code: str,
+    metrics: dict[str, Any],
+) -> None:
+    """Write one attempt's row; a replayed write of the same attempt is ignored."""
+    conn.execute(
+        sa.text(
+            """
+            INSERT INTO app.sbx_runs (run_id, step_id, task_key, attempt, provider, request,
+                                      response, err_code, metrics)
+            VALUES (:run_id, :step_id, :task_key, :attempt, :provider, :request, :response,
+                    :err_code, :metrics)
+            ON CONFLICT (run_id, step_id, task_key, attempt) DO NOTHING
+            """
+        ).bindparams(
+            sa.bindparam("request", type_=JSONB),
+            sa.bindparam("response", type_=JSONB),
+            sa.bindparam("metrics", type_=JSONB),
+        ),
+        {
+            "run_id": run_id,
+            "step_id": step_id,
+            "task_key": task_key,
+            "attempt": attempt,
+            "provider": provider,
+            "request": request,
+            "response": response,
+            "err_code": err_code,
+            "metrics": metrics,
+        },
+    )
+
+
+def receipt_key(run_id: str, task_key: str) -> str:
+    return sha256_hex(f"{run_id}:ExecuteST:{task_key}")
+
+
+def record_receipt(conn: sa.Connection, *, run_id: str, task_key: str) -> int:
+    """Count one observed side effect of a task; returns how often it has now been seen.
+
+    Must run exactly once per task (inside a DBOS datasource transaction): the manual's
+    oracle `seen_count > 1` finds any side effect that happened twice.
+    """
+    return int(
+        conn.execute(
+            sa.text(
+                """
+                INSERT INTO app.mock_receipts (receipt_key, run_id, task_key)
+                VALUES (:key, :run_id, :task_key)
+                ON CONFLICT (receipt_key) DO UPDATE
+                    SET seen_count = app.mock_receipts.seen_count + 1, last_seen_at = now()
+                RETURNING seen_count
+                """
+            ),
+            {"key": receipt_key(run_id, task_key), "run_id": run_id, "task_key": task_key},
+        ).scalar_one()
+    )
+
+
+def latest_attempts(conn: sa.Connection, *, run_id: str, step_id: str) -> dict[str, AttemptRow]:
+    rows = conn.execute(
+        sa.text(
+            """
+            SELECT DISTINCT ON (task_key) task_key, attempt, provider, response, err_code,
+                   metrics, created_at
+            FROM app.sbx_runs WHERE run_id = :run_id AND step_id = :step_id
+            ORDER BY task_key, attempt DESC
+            """
+        ),
+        {"run_id": run_id, "step_id": step_id},
+    ).all()
+    return {row[0]: AttemptRow(*row) for row in rows}
+
+
+def count_attempts_by_code(conn: sa.Connection) -> dict[str, int]:
+    rows = conn.execute(sa.text("SELECT err_code, COUNT(*) FROM app.sbx_runs GROUP BY 1")).all()
+    return dict(rows)

@@ -1,0 +1,6 @@
+"""OpenCode port: compiles intents into structured plans."""
+
+from sisu_kodo.oc.factory import create_planner
+from sisu_kodo.oc.port import CompileRequest, Planner
+
+__all__ = ["CompileRequest", "Planner", "create_planner"]

@@ -1,0 +1,60 @@
+"""The mock provider: deterministic output, configurable latency, injected faults."""
+
+from __future__ import annotations
+
+import time
+
+from sisu_kodo.contracts.sandbox import ErrCode, SandboxMetrics, SandboxRequest, SandboxResult
+from sisu_kodo.sbx.faults import FAULT_LABEL, LATENCY_LABEL, Fault
+from sisu_kodo.sbx.port import ProviderHealth
+
+FLAKY_FAILING_ATTEMPTS = 2
+
+
+class MockSandboxProvider:
+    name = "mock"
+
+    def __init__(self, *, latency_ms: int = 0) -> None:
+        self._latency_ms = latency_ms
+
+    def health(self) -> ProviderHealth:
+        return ProviderHealth(provider=self.name, ok=True, detail="deterministic mock")
+
+    def run(self, request: SandboxRequest) -> SandboxResult:
+        started = time.monotonic()
+        latency_ms = int(request.labels.get(LATENCY_LABEL, self._latency_ms))
+        fault = request.labels.get(FAULT_LABEL)
+        ref = f"mock-{request.taskKey[:12]}-a{request.attempt}"
+
+        def result(
+            err: ErrCode, exit_code: int | None, stdout: str = "", stderr: str = ""
+        ) -> SandboxResult:
+            return SandboxResult(
+                taskKey=request.taskKey,
+                attempt=request.attempt,
+                provider=self.name,
+                exitCode=exit_code,
+                stdout=stdout,
+                stderr=stderr,
+                errCode=err,
+                errMessage=stderr.strip() or None,
+                sandboxRef=ref,
+                metrics=SandboxMetrics(
+                    wallMs=int((time.monotonic() - started) * 1000), bootMs=0, cpuMs=0
+                ),
+            )
+
+        if fault == Fault.BOOT_FAIL or (
+            fault == Fault.FLAKY_BOOT and request.attempt <= FLAKY_FAILING_ATTEMPTS
+        ):
+            return result(ErrCode.BOOT_FAIL, None, stderr="mock: sandbox failed to boot\n")
+        time.sleep(min(latency_ms, request.timeoutMs) / 1000)
+        if fault == Fault.TIMEOUT:
+            return result(
+                ErrCode.TIMEOUT, None, stderr=f"mock: wall limit of {request.timeoutMs} ms hit\n"
+            )
+        if fault == Fault.CMD_NONZERO:
+            return result(
+                ErrCode.CMD_NONZERO, 1, stderr=f"mock: `{request.command}` exited with 1\n"
+            )
+        return result(ErrCode.NONE, 0, stdout=f"OK: {request.command}\n")

@@ -1,0 +1,1 @@
+"""The worker process: runs workflows, heartbeats, serves its admin port."""

@@ -1,0 +1,90 @@
+"""The worker's admin server on ADMIN_PORT: /healthz and Prometheus /metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import sqlalchemy as sa
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily, SummaryMetricFamily
+from prometheus_client.registry import Collector
+
+from sisu_kodo.db import metrics, runs, sandbox_runs
+from sisu_kodo.workflows.runtime import Runtime
+
+
+class LedgerCollector(Collector):
+    """Reads the figures from the database at scrape time, so every worker reports the same."""
+
+    def __init__(self, engine: sa.Engine, system_engine: sa.Engine) -> None:
+        self._engine = engine
+        self._system_engine = system_engine
+
+    def collect(self) -> Iterator[Any]:
+        depth = GaugeMetricFamily(
+            "sisu_queue_workflows",
+            "Workflows waiting or running, by queue",
+            labels=["queue", "status"],
+        )
+        with self._system_engine.connect() as conn:
+            for queue, status, count in metrics.queue_depths(conn):
+                depth.add_metric([queue, status], count)
+        yield depth
+        with self._engine.connect() as conn:
+            run_counts = runs.count_runs_by_status(conn)
+            attempts = sandbox_runs.count_attempts_by_code(conn)
+            latencies = metrics.step_latencies(conn)
+        by_status = GaugeMetricFamily("sisu_runs", "Runs by status", labels=["status"])
+        for status, count in sorted(run_counts.items()):
+            by_status.add_metric([status], count)
+        yield by_status
+        tasks = GaugeMetricFamily(
+            "sisu_task_attempts", "Sandbox task attempts by errCode", labels=["err_code"]
+        )
+        for code, count in sorted(attempts.items()):
+            tasks.add_metric([code], count)
+        yield tasks
+        steps = SummaryMetricFamily(
+            "sisu_step_duration_seconds", "Run step durations", labels=["step"]
+        )
+        for step, count, total in latencies:
+            steps.add_metric([step], count_value=count, sum_value=total)
+        yield steps
+
+
+def create_admin_app(rt: Runtime, *, executor_id: str, system_engine: sa.Engine) -> FastAPI:
+    app = FastAPI(title="Sisu-Kodo worker admin")
+    registry = CollectorRegistry()
+    registry.register(LedgerCollector(rt.engine, system_engine))
+
+    @app.get("/healthz")
+    def healthz() -> JSONResponse:
+        try:
+            with rt.engine.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+            database = "ok"
+        except Exception as exc:  # report, don't crash, when the database is away
+            database = f"error: {exc}"
+        sandbox = rt.sandbox.health()
+        ok = database == "ok" and sandbox.ok
+        return JSONResponse(
+            {
+                "ok": ok,
+                "role": "worker",
+                "executorId": executor_id,
+                "appVersion": rt.settings.app_version,
+                "database": database,
+                "planner": rt.planner.mode,
+                "sandbox": sandbox.model_dump(),
+            },
+            status_code=200 if ok else 503,
+        )
+
+    @app.get("/metrics")
+    def prometheus_metrics() -> PlainTextResponse:
+        return PlainTextResponse(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app

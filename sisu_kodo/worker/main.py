@@ -1,0 +1,110 @@
+"""The worker process: the only place workflows execute.
+
+Start-up order matters: collaborators are built first (so a bad configuration fails
+before touching the database), then the databases are prepared, the executor id is
+leased, the runtime is bound, and only then does DBOS launch and start dequeuing.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from types import FrameType
+
+import uvicorn
+from dbos import DBOS, SQLAlchemyDatasource
+
+from sisu_kodo.config import APP_NAME, Settings
+from sisu_kodo.db.bootstrap import prepare_databases
+from sisu_kodo.db.embedded import resolve_database
+from sisu_kodo.db.engine import create_engine, sqlalchemy_url
+from sisu_kodo.oc import create_planner
+from sisu_kodo.sbx import create_provider
+from sisu_kodo.worker.admin import create_admin_app
+from sisu_kodo.worker.heartbeat import Heartbeat
+from sisu_kodo.worker.identity import ExecutorLease
+from sisu_kodo.workflows import run as _registers_workflows  # noqa: F401
+from sisu_kodo.workflows import runtime
+from sisu_kodo.workflows.queues import register_queues
+
+log = logging.getLogger("sisu_kodo.worker")
+
+
+def run_worker(settings: Settings) -> None:
+    """Run until SIGTERM or SIGINT, then shut down cleanly."""
+    planner = create_planner(settings)
+    sandbox = create_provider(settings)
+    settings, embedded = resolve_database(settings)
+    assert settings.database_url
+    system_url = settings.system_database_url or settings.database_url
+    engine = create_engine(settings.database_url)
+    system_engine = create_engine(system_url, pool_size=2, max_overflow=2)
+    prepare_databases(engine, system_url)
+    lease = ExecutorLease(engine)
+    executor_id = lease.acquire(
+        requested=settings.executor_id, prefix=settings.default_executor_prefix
+    )
+    datasource = SQLAlchemyDatasource.create(sqlalchemy_url(settings.database_url))
+    rt = runtime.Runtime(
+        settings=settings, engine=engine, datasource=datasource, planner=planner, sandbox=sandbox
+    )
+    runtime.bind(rt)
+    DBOS(
+        config={
+            "name": APP_NAME,
+            "system_database_url": system_url,
+            "application_version": settings.app_version,
+            "executor_id": executor_id,
+        }
+    )
+    stop = threading.Event()
+    _on_signals(stop)
+    heartbeat = Heartbeat(
+        engine,
+        executor_id=executor_id,
+        app_version=settings.app_version,
+        period=settings.heartbeat_seconds,
+    )
+    admin = uvicorn.Server(
+        uvicorn.Config(
+            create_admin_app(rt, executor_id=executor_id, system_engine=system_engine),
+            host=settings.host,
+            port=settings.admin_port,
+            log_level="warning",
+        )
+    )
+    admin_thread = threading.Thread(target=admin.run, name="sisu-admin", daemon=True)
+    try:
+        DBOS.launch()
+        register_queues(settings)
+        heartbeat.start()
+        admin_thread.start()
+        log.info(
+            "worker %s ready (app version %s, planner %s, sandbox %s, admin %s:%s)",
+            executor_id,
+            settings.app_version,
+            planner.mode,
+            sandbox.name,
+            settings.host,
+            settings.admin_port,
+        )
+        stop.wait()
+        log.info("worker %s stopping", executor_id)
+    finally:
+        admin.should_exit = True
+        heartbeat.stop()
+        DBOS.destroy(workflow_completion_timeout_sec=0)
+        lease.release()
+        system_engine.dispose()
+        engine.dispose()
+        if embedded is not None:
+            embedded.stop()
+
+
+def _on_signals(stop: threading.Event) -> None:
+    def handle(signum: int, _: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handle)
+    signal.signal(signal.SIGINT, handle)

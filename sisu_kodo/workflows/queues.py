@@ -1,0 +1,24 @@
+"""Queue registration (DBOS 3.x queues are database rows, registered after launch)."""
+
+from __future__ import annotations
+
+from dbos import DBOS
+
+from sisu_kodo.config import Settings
+from sisu_kodo.workflows.names import INTENT_QUEUE, SBX_QUEUE
+
+
+def register_queues(settings: Settings) -> None:
+    DBOS.register_queue(
+        INTENT_QUEUE,
+        partition_concurrency=settings.intent_partition_concurrency,
+        polling_interval_sec=settings.queue_poll_seconds,
+        on_conflict="always_update",
+    )
+    DBOS.register_queue(
+        SBX_QUEUE,
+        partition_concurrency=settings.sbx_partition_concurrency,
+        worker_concurrency=settings.sbx_worker_concurrency,
+        polling_interval_sec=settings.queue_poll_seconds,
+        on_conflict="always_update",
+    )

@@ -1,0 +1,91 @@
+"""The run's workflows: deterministic control flow only; every I/O is a step.
+
+A run executes as two workflows on `intentQ` (same partition key), split at the
+approval gate so that a run waiting for a human holds no queue slot:
+
+    run_plan_workflow     CompileST -> DecideST -> gate opened (waiting_input); ends
+    (human approves: the API enqueues the continuation)
+    run_execute_workflow  ExecuteST: fan out one sandbox_task_workflow per task on sbxQ,
+                          at most `workload.concurrency` in flight, then aggregate
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dbos import DBOS, SetEnqueueOptions, SetWorkflowID, WorkflowHandle
+from dbos._error import DBOSException
+
+from sisu_kodo.workflows import steps
+from sisu_kodo.workflows.names import (
+    EXECUTE_WORKFLOW,
+    PLAN_WORKFLOW,
+    SBX_QUEUE,
+    TASK_WORKFLOW,
+    task_workflow_id,
+)
+
+RESULT_POLL_SECONDS = 0.05
+
+
+@DBOS.workflow(name=PLAN_WORKFLOW)
+def run_plan_workflow(run_id: str) -> str:
+    request = steps.begin_compile(run_id)
+    if request is None:
+        return "skipped"
+    try:
+        plan = steps.compile_plan(request)
+        recorded = steps.record_plan(run_id, plan)
+        steps.decide_and_open_gate(run_id, plan, recorded["planSha256"])
+    except DBOSException:
+        raise
+    except Exception as exc:
+        steps.fail_run(run_id, f"planning failed: {exc}")
+        raise
+    return "waiting_input"
+
+
+@DBOS.workflow(name=EXECUTE_WORKFLOW)
+def run_execute_workflow(run_id: str) -> str:
+    execution = steps.begin_execute(run_id)
+    if execution is None:
+        return "skipped"
+    try:
+        outcomes = _fan_out(
+            run_id, execution["tasks"], execution["concurrency"], execution["partitionKey"]
+        )
+        return steps.finish_execute(run_id, outcomes)
+    except DBOSException:
+        raise
+    except Exception as exc:
+        steps.fail_run(run_id, f"execution failed: {exc}")
+        raise
+
+
+@DBOS.workflow(name=TASK_WORKFLOW)
+def sandbox_task_workflow(run_id: str, task: dict[str, Any]) -> dict[str, Any]:
+    result = steps.run_sandbox_task(run_id, task)
+    return steps.record_task_outcome(run_id, task, result)
+
+
+def _fan_out(
+    run_id: str, tasks: list[dict[str, Any]], concurrency: int, partition_key: str
+) -> list[dict[str, Any]]:
+    """Keep at most `concurrency` child workflows of this run in flight (a sliding window)."""
+    in_flight: list[WorkflowHandle[dict[str, Any]]] = []
+    outcomes: list[dict[str, Any]] = []
+    for task in tasks:
+        if len(in_flight) >= concurrency:
+            done = DBOS.wait_first(in_flight, polling_interval_sec=RESULT_POLL_SECONDS)
+            in_flight.remove(done)
+            outcomes.append(done.get_result(polling_interval_sec=RESULT_POLL_SECONDS))
+        # The child id comes from the taskKey, so a replay re-attaches instead of duplicating.
+        with (
+            SetWorkflowID(task_workflow_id(task["taskKey"])),
+            SetEnqueueOptions(queue_partition_key=partition_key),
+        ):
+            in_flight.append(DBOS.enqueue_workflow(SBX_QUEUE, sandbox_task_workflow, run_id, task))
+    outcomes.extend(
+        handle.get_result(polling_interval_sec=RESULT_POLL_SECONDS) for handle in in_flight
+    )
+    return outcomes

@@ -1,0 +1,433 @@
+"""Steps: every piece of I/O the workflows do, each checkpointed by DBOS.
+
+Two kinds:
+- *calls* (`DBOS.run_step`): the planner and the sandbox. At-least-once by nature;
+  their results are checkpointed so a replay does not call again once recorded.
+- *records* (datasource transactions): ledger writes committed in the same transaction
+  as DBOS's checkpoint, so each happens exactly once even if a worker dies mid-way.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from dbos import DBOS
+
+from sisu_kodo.canonical import canonical_json, content_hash
+from sisu_kodo.contracts.artifacts import artifact_uri
+from sisu_kodo.contracts.plans import Plan, TaskSpec
+from sisu_kodo.contracts.runs import (
+    STEP_PHASES,
+    NextAction,
+    RunStatus,
+    StepId,
+    TaskView,
+    Workload,
+)
+from sisu_kodo.contracts.sandbox import ErrCode, SandboxRequest, SandboxResult
+from sisu_kodo.db import artifacts, intents, runs, sandbox_runs
+from sisu_kodo.errors import AppError
+from sisu_kodo.oc.port import CompileRequest
+from sisu_kodo.workflows import runtime
+from sisu_kodo.workflows.tasks import derive_tasks
+
+T = TypeVar("T")
+
+TASK_PREVIEW_LIMIT = 50
+NON_TERMINAL = frozenset({RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.WAITING_INPUT})
+
+
+class RetryableSandboxFailure(AppError):
+    """Raised inside the task step so DBOS retries an infrastructure failure."""
+
+
+def _record(name: str, body: Callable[..., T], *args: Any) -> T:
+    """Run `body(conn, *args)` as an exactly-once datasource transaction step."""
+    datasource = runtime.current().datasource
+
+    def in_transaction(*call_args: Any) -> T:
+        return body(datasource.sql_session().connection(), *call_args)
+
+    return datasource.run_tx_step(
+        {"name": name, "isolation_level": "READ COMMITTED"}, in_transaction, *args
+    )
+
+
+# ---- plan phase --------------------------------------------------------------------------
+
+
+def begin_compile(run_id: str) -> dict[str, Any] | None:
+    """Mark the run running and return what the planner needs; None if it can't start."""
+    return _record("begin_compile", _begin_compile, run_id)
+
+
+def _begin_compile(conn: sa.Connection, run_id: str) -> dict[str, Any] | None:
+    run = runs.require_run(conn, run_id=run_id, for_update=True)
+    if run.status is not RunStatus.QUEUED:
+        return None
+    intent = intents.read_intent(conn, intent_id=run.intent_id)
+    assert intent is not None, "runs.intent_id is a foreign key"
+    runs.transition(
+        conn,
+        run_id=run_id,
+        status=RunStatus.RUNNING,
+        event="step.started",
+        step_id=StepId.COMPILE,
+        allowed_from=frozenset({RunStatus.QUEUED}),
+    )
+    runs.start_step(conn, run_id=run_id, step_id=StepId.COMPILE, phase=STEP_PHASES[StepId.COMPILE])
+    workload = Workload.model_validate(run.start_request["workload"])
+    return CompileRequest(
+        runId=run_id,
+        goal=intent.goal,
+        inputs=intent.inputs,
+        constraints=intent.constraints,
+        taskCount=workload.steps,
+    ).model_dump()
+
+
+def compile_plan(request: dict[str, Any]) -> dict[str, Any]:
+    return DBOS.run_step({"name": StepId.COMPILE.value}, _compile_plan, request)
+
+
+def _compile_plan(request: dict[str, Any]) -> dict[str, Any]:
+    compile_request = CompileRequest.model_validate(request)
+    plan = runtime.current().planner.compile(compile_request)
+    if not plan.tasks:
+        raise AppError("the planner returned a plan with no tasks")
+    # A planner may propose more tasks than the workload allows; the workload is the cap.
+    plan.tasks = plan.tasks[: compile_request.taskCount]
+    return plan.model_dump()
+
+
+def record_plan(run_id: str, plan: dict[str, Any]) -> dict[str, Any]:
+    return _record("record_plan", _record_plan, run_id, plan)
+
+
+def _record_plan(conn: sa.Connection, run_id: str, plan: dict[str, Any]) -> dict[str, Any]:
+    stored = artifacts.put_artifact(
+        conn,
+        uri=artifact_uri(run_id, StepId.COMPILE, "plan_card"),
+        run_id=run_id,
+        step_id=StepId.COMPILE,
+        kind="plan_card",
+        content=canonical_json(plan).encode(),
+    )
+    output = {
+        "planUri": stored.uri,
+        "planSha256": stored.sha256,
+        "planner": runtime.current().planner.mode,
+        "goal": plan["goal"],
+        "design": plan["design"],
+        "risks": plan["risks"],
+        "tests": plan["tests"],
+        "taskCount": len(plan["tasks"]),
+    }
+    runs.finish_step(conn, run_id=run_id, step_id=StepId.COMPILE, output=output)
+    runs.transition(
+        conn,
+        run_id=run_id,
+        status=RunStatus.RUNNING,
+        event="step.finished",
+        step_id=StepId.COMPILE,
+        detail={"planUri": stored.uri, "planSha256": stored.sha256},
+        last_step=StepId.COMPILE,
+    )
+    runs.start_step(conn, run_id=run_id, step_id=StepId.DECIDE, phase=STEP_PHASES[StepId.DECIDE])
+    runs.append_event(
+        conn, run_id=run_id, type="step.started", status=RunStatus.RUNNING, step_id=StepId.DECIDE
+    )
+    return output
+
+
+def decide_and_open_gate(run_id: str, plan: dict[str, Any], plan_sha256: str) -> dict[str, Any]:
+    return _record("decide_and_open_gate", _decide_and_open_gate, run_id, plan, plan_sha256)
+
+
+def _decide_and_open_gate(
+    conn: sa.Connection, run_id: str, plan: dict[str, Any], plan_sha256: str
+) -> dict[str, Any]:
+    run = runs.require_run(conn, run_id=run_id)
+    intent = intents.read_intent(conn, intent_id=run.intent_id)
+    assert intent is not None
+    tasks = derive_tasks(
+        run_id=run_id,
+        plan=Plan.model_validate(plan),
+        goal=intent.goal,
+        constraints=intent.constraints,
+        timeout_ms=runtime.current().settings.task_timeout_ms,
+    )
+    task_dicts = [task.model_dump() for task in tasks]
+    stored = artifacts.put_artifact(
+        conn,
+        uri=artifact_uri(run_id, StepId.DECIDE, "task_list"),
+        run_id=run_id,
+        step_id=StepId.DECIDE,
+        kind="task_list",
+        content=canonical_json(task_dicts).encode(),
+    )
+    output = {
+        "planSha256": plan_sha256,
+        "tasksSha256": stored.sha256,
+        "taskListUri": stored.uri,
+        "taskCount": len(tasks),
+        "concurrency": run.start_request["workload"]["concurrency"],
+        "tasks": [
+            {"taskKey": t.taskKey, "name": t.name, "command": t.command, "labels": t.labels}
+            for t in tasks[:TASK_PREVIEW_LIMIT]
+        ],
+        "tasksTruncated": len(tasks) > TASK_PREVIEW_LIMIT,
+    }
+    runs.finish_step(conn, run_id=run_id, step_id=StepId.DECIDE, output=output)
+    runs.transition(
+        conn,
+        run_id=run_id,
+        status=RunStatus.WAITING_INPUT,
+        event="gate.opened",
+        step_id=StepId.DECIDE,
+        detail={"planSha256": plan_sha256, "tasksSha256": stored.sha256, "taskCount": len(tasks)},
+        last_step=StepId.DECIDE,
+        next_action=NextAction.APPROVE_PLAN,
+        plan_sha256=plan_sha256,
+        tasks_sha256=stored.sha256,
+    )
+    return output
+
+
+# ---- execute phase -----------------------------------------------------------------------
+
+
+def begin_execute(run_id: str) -> dict[str, Any] | None:
+    """Check the approval binds to the decided tasks and start ExecuteST.
+
+    Returns the tasks to fan out, or None when the run is not (or no longer) approved.
+    """
+    return _record("begin_execute", _begin_execute, run_id)
+
+
+def _begin_execute(conn: sa.Connection, run_id: str) -> dict[str, Any] | None:
+    run = runs.require_run(conn, run_id=run_id, for_update=True)
+    if run.status is not RunStatus.QUEUED or run.last_step != StepId.DECIDE:
+        return None
+    decision = runs.read_decision(conn, run_id=run_id)
+    task_list = artifacts.read_artifact(conn, uri=artifact_uri(run_id, StepId.DECIDE, "task_list"))
+    bound = (
+        decision is not None
+        and decision.decision == "approved"
+        and decision.plan_sha256 == run.plan_sha256
+        and decision.tasks_sha256 == run.tasks_sha256
+        and task_list is not None
+        and task_list.meta.sha256 == run.tasks_sha256
+    )
+    if not bound:
+        runs.transition(
+            conn,
+            run_id=run_id,
+            status=RunStatus.FAILED,
+            event="run.failed",
+            error="the approval does not bind to the decided plan and task list",
+        )
+        return None
+    assert task_list is not None
+    runs.transition(
+        conn,
+        run_id=run_id,
+        status=RunStatus.RUNNING,
+        event="step.started",
+        step_id=StepId.EXECUTE,
+    )
+    runs.start_step(conn, run_id=run_id, step_id=StepId.EXECUTE, phase=STEP_PHASES[StepId.EXECUTE])
+    return {
+        "tasks": json.loads(task_list.content),
+        "concurrency": run.start_request["workload"]["concurrency"],
+        "partitionKey": run.queue_partition_key,
+    }
+
+
+def run_sandbox_task(run_id: str, task: dict[str, Any]) -> dict[str, Any]:
+    """Run one task through the sandbox port, retrying infrastructure failures."""
+    settings = runtime.current().settings
+    return DBOS.run_step(
+        {
+            "name": "ExecuteTaskST",
+            "retries_allowed": True,
+            "max_attempts": settings.task_max_attempts,
+            "interval_seconds": settings.task_retry_interval_seconds,
+            "backoff_rate": 2.0,
+        },
+        _run_sandbox_attempt,
+        run_id,
+        task,
+    )
+
+
+def _run_sandbox_attempt(run_id: str, task: dict[str, Any]) -> dict[str, Any]:
+    rt = runtime.current()
+    spec = TaskSpec.model_validate(task)
+    status = DBOS.step_status
+    attempt = (status.current_attempt or 0) + 1 if status else 1
+    request = SandboxRequest(
+        runId=run_id,
+        taskKey=spec.taskKey,
+        attempt=attempt,
+        command=spec.command,
+        env=spec.env,
+        timeoutMs=spec.timeoutMs,
+        labels=spec.labels,
+    )
+    result = rt.sandbox.run(request)
+    with rt.engine.begin() as conn:
+        sandbox_runs.record_attempt(
+            conn,
+            run_id=run_id,
+            step_id=StepId.EXECUTE,
+            task_key=spec.taskKey,
+            attempt=attempt,
+            provider=result.provider,
+            request=request.model_dump(),
+            response=_response_of(result),
+            err_code=result.errCode.value,
+            metrics=result.metrics.model_dump(exclude_none=True),
+        )
+    if result.errCode.retryable and attempt < rt.settings.task_max_attempts:
+        raise RetryableSandboxFailure(
+            f"task {spec.name} attempt {attempt}: {result.errCode.value}",
+            {"taskKey": spec.taskKey, "errCode": result.errCode.value},
+        )
+    return result.model_dump()
+
+
+def _response_of(result: SandboxResult) -> dict[str, Any]:
+    return {
+        "sandboxRef": result.sandboxRef,
+        "exitCode": result.exitCode,
+        "errCode": result.errCode.value,
+        "errMessage": result.errMessage,
+        "stdoutBytes": len(result.stdout.encode()),
+        "stderrBytes": len(result.stderr.encode()),
+    }
+
+
+def record_task_outcome(
+    run_id: str, task: dict[str, Any], result: dict[str, Any]
+) -> dict[str, Any]:
+    return _record("record_task_outcome", _record_task_outcome, run_id, task, result)
+
+
+def _record_task_outcome(
+    conn: sa.Connection, run_id: str, task: dict[str, Any], result: dict[str, Any]
+) -> dict[str, Any]:
+    outcome = SandboxResult.model_validate(result)
+    uris = []
+    for kind, text in (("stdout", outcome.stdout), ("stderr", outcome.stderr)):
+        if text:
+            stored = artifacts.put_artifact(
+                conn,
+                uri=artifact_uri(
+                    run_id, StepId.EXECUTE, f"attempt/{outcome.attempt}/{kind}", task["taskKey"]
+                ),
+                run_id=run_id,
+                step_id=StepId.EXECUTE,
+                task_key=task["taskKey"],
+                kind=kind,
+                content=text.encode(),
+            )
+            uris.append(stored.uri)
+    succeeded = outcome.errCode is ErrCode.NONE
+    if succeeded:
+        sandbox_runs.record_receipt(conn, run_id=run_id, task_key=task["taskKey"])
+    return task_view(task, outcome, uris)
+
+
+def task_view(
+    task: dict[str, Any], outcome: SandboxResult, artifact_uris: list[str]
+) -> dict[str, Any]:
+    """The RunView shape of one finished task (`output.raw.tasks[]` of ExecuteST)."""
+    return (
+        TaskView.pending(task)
+        .model_copy(
+            update={
+                "status": "succeeded" if outcome.errCode is ErrCode.NONE else "failed",
+                "errCode": outcome.errCode.value,
+                "exitCode": outcome.exitCode,
+                "attempt": outcome.attempt,
+                "wallMs": outcome.metrics.wallMs,
+                "sandboxRef": outcome.sandboxRef,
+                "artifacts": artifact_uris,
+            }
+        )
+        .model_dump()
+    )
+
+
+def finish_execute(run_id: str, outcomes: list[dict[str, Any]]) -> str:
+    return _record("finish_execute", _finish_execute, run_id, outcomes)
+
+
+def _finish_execute(conn: sa.Connection, run_id: str, outcomes: list[dict[str, Any]]) -> str:
+    ordered = sorted(outcomes, key=lambda outcome: outcome["index"])
+    failed = [outcome for outcome in ordered if outcome["status"] != "succeeded"]
+    output = {
+        "errCode": failed[0]["errCode"] if failed else ErrCode.NONE.value,
+        "taskCount": len(ordered),
+        "succeeded": len(ordered) - len(failed),
+        "failed": len(failed),
+        "wallMs": max((o["wallMs"] or 0 for o in ordered), default=0),
+        "tasksSha256": content_hash([o["taskKey"] for o in ordered]),
+        "raw": {"tasks": ordered},
+    }
+    runs.finish_step(conn, run_id=run_id, step_id=StepId.EXECUTE, output=output)
+    if not failed:
+        runs.transition(
+            conn,
+            run_id=run_id,
+            status=RunStatus.SUCCEEDED,
+            event="run.succeeded",
+            step_id=StepId.EXECUTE,
+            detail={"taskCount": len(ordered)},
+            last_step=StepId.EXECUTE,
+        )
+        return RunStatus.SUCCEEDED.value
+    first = failed[0]
+    error = (
+        f"task {first['name']} ({first['taskKey'][:12]}) failed with {first['errCode']}"
+        f" after {first['attempt']} attempt(s)"
+        + (f", exit code {first['exitCode']}" if first["exitCode"] is not None else "")
+    )
+    runs.transition(
+        conn,
+        run_id=run_id,
+        status=RunStatus.RETRIES_EXCEEDED,
+        event="run.retries_exceeded",
+        step_id=StepId.EXECUTE,
+        detail={"failed": [o["taskKey"] for o in failed], "errCode": first["errCode"]},
+        last_step=StepId.EXECUTE,
+        next_action=NextAction.REPAIR,
+        error=error,
+    )
+    return RunStatus.RETRIES_EXCEEDED.value
+
+
+# ---- failure ----------------------------------------------------------------------------
+
+
+def fail_run(run_id: str, error: str) -> None:
+    _record("fail_run", _fail_run, run_id, error)
+
+
+def _fail_run(conn: sa.Connection, run_id: str, error: str) -> None:
+    run = runs.require_run(conn, run_id=run_id, for_update=True)
+    if run.status not in NON_TERMINAL:
+        return
+    runs.transition(
+        conn,
+        run_id=run_id,
+        status=RunStatus.FAILED,
+        event="run.failed",
+        detail={"error": error},
+        next_action=NextAction.REPAIR,
+        error=error,
+    )
