@@ -11,6 +11,7 @@ import typer
 from sisu_kodo.cli.output import console
 from sisu_kodo.cli.settings import settings_of
 from sisu_kodo.db import migrate
+from sisu_kodo.db.bootstrap import prepare_databases
 from sisu_kodo.db.embedded import resolve_database
 from sisu_kodo.db.engine import create_engine
 
@@ -51,7 +52,11 @@ def sys_reset(ctx: typer.Context) -> None:
 
 @app.command("migrate")
 def upgrade(ctx: typer.Context) -> None:
-    """Apply pending migrations (every process also does this at start)."""
+    """Apply pending migrations of `app` and DBOS's system schema (processes do it at start)."""
+    settings = settings_of(ctx)
     with _engine(ctx) as engine:
-        migrate.upgrade(engine)
-    console.print("[green]schema app is current[/green]")
+        prepare_databases(
+            engine,
+            settings.system_database_url or str(engine.url.render_as_string(hide_password=False)),
+        )
+    console.print("[green]schemas app and dbos are current[/green]")

@@ -5,4 +5,4 @@ from __future__ import annotations
 from rich.console import Console
 
 console = Console()
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)

@@ -24,11 +24,11 @@ class EmbeddedPostgres:
         self._server: Any = None
 
     def start(self) -> str:
-        import pgserver
+        from pgserver import get_server  # type: ignore[attr-defined]
 
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log.info("starting embedded PostgreSQL in %s", self.data_dir)
-        self._server = pgserver.get_server(
+        self._server = get_server(
             self.data_dir, cleanup_mode=None if self._keep_running else "stop"
         )
         return str(self._server.get_uri())

@@ -21,8 +21,11 @@ def step_latencies(conn: sa.Connection) -> list[tuple[str, int, float]]:
     """(step_id, finished count, total seconds) over every finished run step."""
     rows = conn.execute(
         sa.text(
-            "SELECT step_id, COUNT(*), COALESCE(SUM(EXTRACT(EPOCH FROM finished_at - started_at)), 0)"
-            " FROM app.run_steps WHERE finished_at IS NOT NULL GROUP BY step_id"
+            """
+            SELECT step_id, COUNT(*),
+                   COALESCE(SUM(EXTRACT(EPOCH FROM finished_at - started_at)), 0)
+            FROM app.run_steps WHERE finished_at IS NOT NULL GROUP BY step_id
+            """
         )
     ).all()
     return [(step, count, float(total)) for step, count, total in rows]

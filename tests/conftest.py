@@ -1,0 +1,67 @@
+"""Session fixtures: one PostgreSQL server, one shared worker + API stack, and factories
+for tests that need a stack of their own (crash tests kill its worker)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from sisu_kodo.client import SisuClient
+from sisu_kodo.db.engine import create_engine
+from tests.fixtures.postgres import TestDatabases, server_url
+from tests.fixtures.processes import Stack
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url() -> Iterator[str]:
+    yield from server_url()
+
+
+@pytest.fixture(scope="session")
+def databases(pg_admin_url: str) -> Iterator[TestDatabases]:
+    dbs = TestDatabases(pg_admin_url)
+    yield dbs
+    dbs.drop_all()
+
+
+@pytest.fixture(scope="session")
+def stack(databases: TestDatabases, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """A worker and an API shim as separate processes, shared by the session."""
+    shared = Stack(databases.create(), tmp_path_factory.mktemp("stack"))
+    try:
+        shared.start_worker()
+        shared.start_api()
+        yield shared
+    finally:
+        shared.stop()
+
+
+@pytest.fixture(scope="session")
+def client(stack: Stack) -> Iterator[SisuClient]:
+    with SisuClient(stack.base_url) as api:
+        yield api
+
+
+@pytest.fixture(scope="session")
+def db(stack: Stack) -> Iterator[sa.Engine]:
+    engine = create_engine(stack.database_url, pool_size=2)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def make_stack(databases: TestDatabases, tmp_path: Path) -> Iterator[Callable[..., Stack]]:
+    """Build a stack on a fresh database; started roles are stopped after the test."""
+    made: list[Stack] = []
+
+    def factory(**extra_env: str) -> Stack:
+        new = Stack(databases.create(), tmp_path / f"stack{len(made)}", extra_env=extra_env)
+        made.append(new)
+        return new
+
+    yield factory
+    for each in made:
+        each.stop()

@@ -1,0 +1,113 @@
+"""The `sisu` command: demo against a running stack, demo --up on the embedded database,
+up/stop by pid file, and db reset."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+
+from sisu_kodo.db.engine import create_engine
+from tests.fixtures.processes import Stack, free_port, wait_for
+from tests.fixtures.runs import scalar
+
+pytestmark = pytest.mark.integration
+
+
+def sisu(*args: str, env: dict[str, str], timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "sisu_kodo.cli.main", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_demo_against_running_stack(stack: Stack) -> None:
+    done = sisu("demo", "--partition", "tenant-cli", env={**stack.env(), "COLUMNS": "200"})
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "outcome: succeeded" in done.stdout
+    assert done.stdout.count("task-0") == 10  # the 10-task table
+    assert "waiting_input" in done.stdout and "plan_card" in done.stdout
+
+
+def test_demo_wait_mode_fails_cleanly_when_nobody_approves(stack: Stack) -> None:
+    done = sisu("demo", "--wait", "--steps", "1", "--timeout", "2", env=stack.env())
+    assert done.returncode == 1
+    assert "waiting for a human" in done.stdout
+    assert "still waiting_input" in done.stderr
+
+
+def test_demo_up_on_embedded_postgres(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL",)}
+    env.update(
+        SISU_DATA_DIR=str(tmp_path / "data"),
+        PORT=str(free_port()),
+        ADMIN_PORT=str(free_port()),
+        COLUMNS="200",
+    )
+    done = sisu("demo", "--up", env=env, timeout=240)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "sisu is up" in done.stdout and "outcome: succeeded" in done.stdout
+    assert "stack stopped" in done.stdout
+    assert not (tmp_path / "data" / "sisu-up.pid").exists()
+
+
+def test_up_then_stop(make_stack: Callable[..., Stack], tmp_path: Path) -> None:
+    fresh = make_stack()
+    env = fresh.env()
+    up = subprocess.Popen(
+        [sys.executable, "-m", "sisu_kodo.cli.main", "up"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(
+            lambda: _workers_alive(fresh.base_url), timeout=90, what="sisu up to serve /healthz"
+        )
+        pid_file = Path(env["SISU_DATA_DIR"]) / "sisu-up.pid"
+        assert pid_file.read_text().strip() == str(up.pid)
+        stopped = sisu("stop", env=env, timeout=60)
+        assert stopped.returncode == 0 and f"pid {up.pid}" in stopped.stdout
+        assert up.wait(timeout=30) == 0
+        assert not pid_file.exists()
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(f"{fresh.base_url}/healthz", timeout=2)
+        assert "nothing to stop" in sisu("stop", env=env).stdout
+    finally:
+        if up.poll() is None:
+            up.kill()
+
+
+def _workers_alive(base: str) -> bool:
+    try:
+        body = httpx.get(f"{base}/healthz", timeout=2).json()
+    except httpx.HTTPError:
+        return False
+    return any(worker["alive"] for worker in body.get("workers", []))
+
+
+def test_db_reset_recreates_schema_and_seeds(make_stack: Callable[..., Stack]) -> None:
+    fresh = make_stack()
+    env = fresh.env()
+    assert sisu("db", "migrate", env=env).returncode == 0
+    engine = create_engine(fresh.database_url, pool_size=1)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("INSERT INTO app.intents (id, goal) VALUES ('it_x', 'g')")
+        done = sisu("db", "reset", env=env)
+        assert done.returncode == 0, done.stderr
+        assert scalar(engine, "SELECT COUNT(*) FROM app.intents") == 0
+        assert scalar(engine, "SELECT COUNT(*) FROM app.recipes") == 2
+        assert scalar(engine, "SELECT to_regclass('dbos.workflow_status')::text") is not None
+        assert sisu("db", "sys-reset", env=env).returncode == 0
+        assert scalar(engine, "SELECT to_regclass('dbos.workflow_status')::text") is None
+    finally:
+        engine.dispose()
