@@ -60,3 +60,10 @@ def upgrade(ctx: typer.Context) -> None:
             settings.system_database_url or str(engine.url.render_as_string(hide_password=False)),
         )
     console.print("[green]schemas app and dbos are current[/green]")
+
+
+@app.command("url")
+def url(ctx: typer.Context) -> None:
+    """Print the database URL (for `psql "$(sisu db url)"` and the manual's SQL oracles)."""
+    with _engine(ctx) as engine:
+        print(engine.url.render_as_string(hide_password=False).replace("+psycopg", ""))

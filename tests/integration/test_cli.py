@@ -98,6 +98,10 @@ def test_db_reset_recreates_schema_and_seeds(make_stack: Callable[..., Stack]) -
     fresh = make_stack()
     env = fresh.env()
     assert sisu("db", "migrate", env=env).returncode == 0
+    printed = sisu("db", "url", env=env).stdout.strip()
+    assert printed.startswith("postgresql://") and printed.endswith(
+        fresh.database_url.rsplit("/", 1)[1]
+    )
     engine = create_engine(fresh.database_url, pool_size=1)
     try:
         with engine.begin() as conn:
