@@ -149,17 +149,7 @@ def _leaves(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[tupl
 
 def approve_plan(unit: UnitOfWork, *, run_id: str, body: ApprovePlan) -> Accepted:
     conn = unit.conn
-    run = _require_gate_open(conn, run_id)
-    assert run.plan_sha256 is not None and run.tasks_sha256 is not None
-    runs.record_decision(
-        conn,
-        run_id=run_id,
-        decision="approved",
-        decided_by=body.approvedBy,
-        notes=body.notes,
-        plan_sha256=run.plan_sha256,
-        tasks_sha256=run.tasks_sha256,
-    )
+    run = _decide(conn, run_id, "approved", body.approvedBy, body.notes)
     runs.transition(
         conn,
         run_id=run_id,
@@ -185,17 +175,7 @@ def approve_plan(unit: UnitOfWork, *, run_id: str, body: ApprovePlan) -> Accepte
 
 
 def reject_plan(conn: sa.Connection, *, run_id: str, body: RejectPlan) -> Accepted:
-    run = _require_gate_open(conn, run_id)
-    assert run.plan_sha256 is not None and run.tasks_sha256 is not None
-    runs.record_decision(
-        conn,
-        run_id=run_id,
-        decision="rejected",
-        decided_by=body.rejectedBy,
-        notes=body.reason,
-        plan_sha256=run.plan_sha256,
-        tasks_sha256=run.tasks_sha256,
-    )
+    _decide(conn, run_id, "rejected", body.rejectedBy, body.reason)
     reason = f": {body.reason}" if body.reason else ""
     runs.transition(
         conn,
@@ -209,11 +189,24 @@ def reject_plan(conn: sa.Connection, *, run_id: str, body: RejectPlan) -> Accept
     return Accepted(runId=run_id, status=RunStatus.FAILED)
 
 
-def _require_gate_open(conn: sa.Connection, run_id: str) -> runs.RunRow:
+def _decide(
+    conn: sa.Connection, run_id: str, decision: str, decided_by: str, notes: str | None
+) -> runs.RunRow:
+    """Record the human's decision at an open gate, bound to the decided plan and tasks."""
     run = runs.require_run(conn, run_id=run_id, for_update=True)
     if run.status is not RunStatus.WAITING_INPUT or run.next_action is not NextAction.APPROVE_PLAN:
         raise IllegalStateError(
             f"run {run_id} is {run.status.value}, not waiting for plan approval",
             {"runId": run_id, "status": run.status.value},
         )
+    assert run.plan_sha256 is not None and run.tasks_sha256 is not None
+    runs.record_decision(
+        conn,
+        run_id=run_id,
+        decision=decision,
+        decided_by=decided_by,
+        notes=notes,
+        plan_sha256=run.plan_sha256,
+        tasks_sha256=run.tasks_sha256,
+    )
     return run

@@ -11,6 +11,8 @@ approval gate so that a run waiting for a human holds no queue slot:
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from dbos import DBOS, SetEnqueueOptions, SetWorkflowID, WorkflowHandle
@@ -33,15 +35,10 @@ def run_plan_workflow(run_id: str) -> str:
     request = steps.begin_compile(run_id)
     if request is None:
         return "skipped"
-    try:
+    with _failing_run_on_error(run_id, "planning"):
         plan = steps.compile_plan(request)
         recorded = steps.record_plan(run_id, plan)
         steps.decide_and_open_gate(run_id, plan, recorded["planSha256"])
-    except DBOSException:
-        raise
-    except Exception as exc:
-        steps.fail_run(run_id, f"planning failed: {exc}")
-        raise
     return "waiting_input"
 
 
@@ -50,15 +47,25 @@ def run_execute_workflow(run_id: str) -> str:
     execution = steps.begin_execute(run_id)
     if execution is None:
         return "skipped"
-    try:
+    with _failing_run_on_error(run_id, "execution"):
         outcomes = _fan_out(
             run_id, execution["tasks"], execution["concurrency"], execution["partitionKey"]
         )
         return steps.finish_execute(run_id, outcomes)
+
+
+@contextmanager
+def _failing_run_on_error(run_id: str, phase: str) -> Iterator[None]:
+    """Record an unexpected error on the run (status failed) before the workflow fails.
+
+    DBOS's own control exceptions (cancellation, lost ownership) pass through untouched.
+    """
+    try:
+        yield
     except DBOSException:
         raise
     except Exception as exc:
-        steps.fail_run(run_id, f"execution failed: {exc}")
+        steps.fail_run(run_id, f"{phase} failed: {exc}")
         raise
 
 
