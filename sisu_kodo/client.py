@@ -9,7 +9,14 @@ from urllib.parse import quote
 import httpx
 
 from sisu_kodo.contracts.intents import IntentCreate
-from sisu_kodo.contracts.runs import Accepted, RunEventView, RunStart, RunStarted, RunView
+from sisu_kodo.contracts.runs import (
+    Accepted,
+    RetryAccepted,
+    RunEventView,
+    RunStart,
+    RunStarted,
+    RunView,
+)
 from sisu_kodo.errors import AppError, error_class_for
 
 
@@ -58,6 +65,12 @@ class SisuClient:
         body = {"approvedBy": approved_by, **({"notes": notes} if notes else {})}
         response = self._call("POST", f"/runs/{run_id}/approve-plan", json=body)
         return Accepted.model_validate(response.json())
+
+    def retry(self, run_id: str) -> RetryAccepted:
+        return RetryAccepted.model_validate(self._call("POST", f"/runs/{run_id}/retry").json())
+
+    def cancel(self, run_id: str) -> Accepted:
+        return Accepted.model_validate(self._call("POST", f"/runs/{run_id}/cancel").json())
 
     def events(self, run_id: str) -> list[RunEventView]:
         response = self._call("GET", f"/runs/{run_id}/events")

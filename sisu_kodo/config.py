@@ -163,6 +163,19 @@ class Settings(BaseSettings):
         description="A worker whose heartbeat is older than this is dead.",
     )
 
+    sweep_seconds: float = Field(
+        2.0,
+        alias="SISU_SWEEP_SECONDS",
+        gt=0,
+        description="How often a worker looks for dead workers whose workflows to take over.",
+    )
+    chaos_pause: dict[str, float] = Field(
+        default_factory=dict,
+        alias="SISU_CHAOS_PAUSE",
+        description="Fault injection for crash drills: JSON {point: seconds} pauses a worker"
+        " at compile, record_task_outcome or finish_execute.",
+    )
+
     @field_validator("oc_base_url", "database_url", "system_database_url")
     @classmethod
     def _no_blank_urls(cls, value: str | None) -> str | None:

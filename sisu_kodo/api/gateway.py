@@ -8,7 +8,7 @@ the commit, and repeating the same start re-enqueues idempotently.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,8 +34,14 @@ class UnitOfWork:
     atomic: bool
     pending: list[Enqueue] = field(default_factory=list)
 
+    after_commit: list[Callable[[DBOSClient], None]] = field(default_factory=list)
+
     def enqueue(self, item: Enqueue) -> None:
         self.pending.append(item)
+
+    def then(self, action: Callable[[DBOSClient], None]) -> None:
+        """Run a DBOS management call (e.g. cancel) once the transaction has committed."""
+        self.after_commit.append(action)
 
     def heal(self, item: Enqueue) -> None:
         """Re-enqueue on a replayed request; only a non-atomic enqueue can have been lost."""
@@ -61,6 +67,8 @@ class WorkflowGateway:
         if not self.atomic:
             for item in unit.pending:
                 self.client.enqueue(self._options(item), *item.args)
+        for action in unit.after_commit:
+            action(self.client)
 
     def _options(self, item: Enqueue) -> EnqueueOptions:
         return {

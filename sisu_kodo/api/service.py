@@ -10,6 +10,8 @@ import uuid
 from typing import Any
 
 import sqlalchemy as sa
+from dbos import DBOSClient
+from dbos._error import DBOSNonExistentWorkflowError
 
 from sisu_kodo.api.gateway import Enqueue, UnitOfWork
 from sisu_kodo.api.policy import check_run_policy
@@ -20,15 +22,18 @@ from sisu_kodo.contracts.runs import (
     ApprovePlan,
     NextAction,
     RejectPlan,
+    RetryAccepted,
     RunStart,
     RunStarted,
     RunStatus,
+    StepId,
 )
 from sisu_kodo.db import intents, recipes, runs
 from sisu_kodo.errors import (
     IllegalStateError,
     InvalidRequestError,
     NotFoundError,
+    RetryDriftError,
     RunIdentityConflictError,
 )
 from sisu_kodo.workflows.names import (
@@ -36,6 +41,7 @@ from sisu_kodo.workflows.names import (
     PLAN_WORKFLOW,
     execute_workflow_id,
     plan_workflow_id,
+    run_workflow_ids,
 )
 
 WAITING = frozenset({RunStatus.WAITING_INPUT})
@@ -210,3 +216,87 @@ def _decide(
         tasks_sha256=run.tasks_sha256,
     )
     return run
+
+
+RETRYABLE = frozenset({RunStatus.RETRIES_EXCEEDED, RunStatus.FAILED})
+
+
+def retry_run(unit: UnitOfWork, *, run_id: str) -> RetryAccepted:
+    """Resume a failed run from its first unfinished step, keeping everything that succeeded."""
+    conn = unit.conn
+    run = runs.require_run(conn, run_id=run_id, for_update=True)
+    if run.status is RunStatus.SUCCEEDED:
+        raise RetryDriftError(
+            f"run {run_id} already succeeded; there is nothing to retry",
+            {"runId": run_id, "status": run.status.value},
+        )
+    if run.status not in RETRYABLE:
+        raise IllegalStateError(
+            f"run {run_id} is {run.status.value}; only failed or retries_exceeded runs retry",
+            {"runId": run_id, "status": run.status.value},
+        )
+    decision = runs.read_decision(conn, run_id=run_id)
+    if decision is not None and decision.decision == "rejected":
+        raise IllegalStateError(
+            f"the plan of run {run_id} was rejected by {decision.decided_by}; post a new intent",
+            {"runId": run_id, "status": run.status.value},
+        )
+    from_step = _first_unfinished_step(conn, run_id)
+    reopened = runs.reopen_for_retry(conn, run_id=run_id, from_step=from_step)
+    if from_step is StepId.EXECUTE:
+        workflow = Enqueue(
+            EXECUTE_WORKFLOW,
+            execute_workflow_id(run_id, reopened.retry_count),
+            run.queue_partition_key,
+            (run_id,),
+        )
+    else:
+        workflow = Enqueue(
+            PLAN_WORKFLOW,
+            plan_workflow_id(run_id, reopened.retry_count),
+            run.queue_partition_key,
+            (run_id,),
+        )
+    unit.enqueue(workflow)
+    return RetryAccepted(
+        runId=run_id,
+        status=reopened.status,
+        fromStep=from_step.value,
+        retryCount=reopened.retry_count,
+    )
+
+
+def _first_unfinished_step(conn: sa.Connection, run_id: str) -> StepId:
+    finished = {step.step_id for step in runs.list_steps(conn, run_id=run_id) if step.finished_at}
+    for step in (StepId.COMPILE, StepId.DECIDE):
+        if step not in finished:
+            return step
+    return StepId.EXECUTE
+
+
+def cancel_run(unit: UnitOfWork, *, run_id: str) -> Accepted:
+    """Stop a run: status canceled now, and its workflows (tasks included) in DBOS."""
+    run = runs.require_run(unit.conn, run_id=run_id, for_update=True)
+    if run.status.terminal:
+        raise IllegalStateError(
+            f"run {run_id} is already {run.status.value}",
+            {"runId": run_id, "status": run.status.value},
+        )
+    runs.transition(
+        unit.conn,
+        run_id=run_id,
+        status=RunStatus.CANCELED,
+        event="run.canceled",
+        detail={"previousStatus": run.status.value},
+    )
+    workflow_ids = run_workflow_ids(run_id, run.retry_count)
+
+    def cancel_workflows(client: DBOSClient) -> None:
+        for workflow_id in workflow_ids:
+            try:
+                client.cancel_workflow(workflow_id, cancel_children=True)
+            except DBOSNonExistentWorkflowError:
+                continue  # that phase never started
+
+    unit.then(cancel_workflows)
+    return Accepted(runId=run_id, status=RunStatus.CANCELED)

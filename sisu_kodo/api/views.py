@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 
 from sisu_kodo.config import Settings
-from sisu_kodo.contracts.artifacts import artifact_uri
 from sisu_kodo.contracts.runs import (
     ArtifactRef,
     NextAction,
@@ -18,10 +16,8 @@ from sisu_kodo.contracts.runs import (
     RunView,
     StepId,
     StepView,
-    TaskView,
 )
-from sisu_kodo.contracts.sandbox import ErrCode
-from sisu_kodo.db import artifacts, runs, sandbox_runs, workers
+from sisu_kodo.db import artifacts, executions, runs, workers
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -82,25 +78,12 @@ def build_run_view(conn: sa.Connection, *, run_id: str, settings: Settings) -> R
 
 def _live_execution(conn: sa.Connection, *, run_id: str, settings: Settings) -> dict[str, Any]:
     """ExecuteST's output while it runs: every decided task with its latest attempt."""
-    task_list = artifacts.read_artifact(conn, uri=artifact_uri(run_id, StepId.DECIDE, "task_list"))
-    tasks: list[dict[str, Any]] = json.loads(task_list.content) if task_list else []
-    attempts = sandbox_runs.latest_attempts(conn, run_id=run_id, step_id=StepId.EXECUTE)
-    views = []
-    for task in tasks:
-        attempt = attempts.get(task["taskKey"])
-        view = TaskView.pending(task)
-        if attempt is not None:
-            code = ErrCode(attempt.err_code)
-            retrying = code.retryable and attempt.attempt < settings.task_max_attempts
-            view.status = (
-                "succeeded" if code is ErrCode.NONE else "retrying" if retrying else "failed"
-            )
-            view.errCode = code.value
-            view.exitCode = attempt.response.get("exitCode")
-            view.attempt = attempt.attempt
-            view.wallMs = attempt.metrics.get("wallMs")
-            view.sandboxRef = attempt.response.get("sandboxRef")
-        views.append(view)
+    views = executions.task_views(
+        conn,
+        run_id=run_id,
+        tasks=executions.decided_tasks(conn, run_id=run_id),
+        max_attempts=settings.task_max_attempts,
+    )
     done = sum(1 for view in views if view.status in ("succeeded", "failed"))
     return {
         "taskCount": len(views),

@@ -107,6 +107,11 @@ class Accepted(BaseModel):
     accepted: bool = True
 
 
+class RetryAccepted(Accepted):
+    fromStep: str
+    retryCount: int
+
+
 class ArtifactRef(BaseModel):
     uri: str
     kind: str

@@ -89,14 +89,19 @@ def read_artifact(conn: sa.Connection, *, uri: str) -> Artifact | None:
 
 
 def list_artifacts(
-    conn: sa.Connection, *, run_id: str, exclude_step: str | None = None
+    conn: sa.Connection,
+    *,
+    run_id: str,
+    step: str | None = None,
+    exclude_step: str | None = None,
 ) -> list[ArtifactMeta]:
     rows = conn.execute(
         sa.text(
             f"SELECT {_META_COLUMNS} FROM app.artifacts WHERE run_id = :run_id"
+            " AND (CAST(:step AS text) IS NULL OR step_id = :step)"
             " AND (CAST(:exclude AS text) IS NULL OR step_id <> :exclude)"
             " ORDER BY created_at, uri"
         ),
-        {"run_id": run_id, "exclude": exclude_step},
+        {"run_id": run_id, "step": step, "exclude": exclude_step},
     ).all()
     return [ArtifactMeta(*row) for row in rows]

@@ -236,34 +236,56 @@ def list_events(conn: sa.Connection, *, run_id: str, after_seq: int = 0) -> list
     return [EventRow(*row) for row in rows]
 
 
-def start_step(
-    conn: sa.Connection, *, run_id: str, step_id: str, phase: str, attempt: int = 1
-) -> None:
-    conn.execute(
+def start_step(conn: sa.Connection, *, run_id: str, step_id: str, phase: str) -> int:
+    """Open the next attempt of a step (1 the first time, one more on every retry)."""
+    attempt = conn.execute(
         sa.text(
-            "INSERT INTO app.run_steps (run_id, step_id, attempt, phase)"
-            " VALUES (:run_id, :step_id, :attempt, :phase)"
-            " ON CONFLICT (run_id, step_id, attempt) DO NOTHING"
+            """
+            INSERT INTO app.run_steps (run_id, step_id, attempt, phase)
+            SELECT :run_id, :step_id, COALESCE(MAX(attempt), 0) + 1, :phase
+            FROM app.run_steps WHERE run_id = :run_id AND step_id = :step_id
+            RETURNING attempt
+            """
         ),
-        {"run_id": run_id, "step_id": step_id, "attempt": attempt, "phase": phase},
-    )
+        {"run_id": run_id, "step_id": step_id, "phase": phase},
+    ).scalar_one()
+    return int(attempt)
 
 
-def finish_step(
-    conn: sa.Connection,
-    *,
-    run_id: str,
-    step_id: str,
-    output: dict[str, Any],
-    attempt: int = 1,
-) -> None:
+def finish_step(conn: sa.Connection, *, run_id: str, step_id: str, output: dict[str, Any]) -> None:
+    """Record the output of the step's latest attempt."""
     conn.execute(
         sa.text(
-            "UPDATE app.run_steps SET output = :output, finished_at = now()"
-            " WHERE run_id = :run_id AND step_id = :step_id AND attempt = :attempt"
+            """
+            UPDATE app.run_steps SET output = :output, finished_at = now()
+            WHERE run_id = :run_id AND step_id = :step_id AND attempt = (
+                SELECT MAX(attempt) FROM app.run_steps
+                WHERE run_id = :run_id AND step_id = :step_id)
+            """
         ).bindparams(sa.bindparam("output", type_=JSONB)),
-        {"run_id": run_id, "step_id": step_id, "attempt": attempt, "output": output},
+        {"run_id": run_id, "step_id": step_id, "output": output},
     )
+
+
+def reopen_for_retry(conn: sa.Connection, *, run_id: str, from_step: str) -> RunRow:
+    """The one way out of a terminal status: an explicit retry, counted in retry_count."""
+    run = require_run(conn, run_id=run_id, for_update=True)
+    conn.execute(
+        sa.text(
+            "UPDATE app.runs SET status = 'queued', next_action = 'NONE', error = NULL,"
+            " retry_count = retry_count + 1, updated_at = now() WHERE id = :id"
+        ),
+        {"id": run_id},
+    )
+    append_event(
+        conn,
+        run_id=run_id,
+        type="run.retried",
+        status=RunStatus.QUEUED,
+        step_id=from_step,
+        detail={"fromStep": from_step, "retryCount": run.retry_count + 1, "after": run.error},
+    )
+    return require_run(conn, run_id=run_id)
 
 
 def list_steps(conn: sa.Connection, *, run_id: str) -> list[StepRow]:

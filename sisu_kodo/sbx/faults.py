@@ -17,6 +17,7 @@ SLOW_LATENCY_MS = 1000
 
 class Fault(StrEnum):
     CMD_NONZERO = "cmd_nonzero"
+    FAIL_ONCE = "fail_once"
     BOOT_FAIL = "boot_fail"
     FLAKY_BOOT = "flaky_boot"
     TIMEOUT = "timeout"
@@ -25,6 +26,7 @@ class Fault(StrEnum):
 # (phrase in the goal, fault, applies to every task or only the last one)
 _GOAL_PHRASES: tuple[tuple[str, Fault, bool], ...] = (
     ("fail me", Fault.CMD_NONZERO, False),
+    ("fail once", Fault.FAIL_ONCE, False),
     ("flaky boot", Fault.FLAKY_BOOT, True),
     ("boot fail", Fault.BOOT_FAIL, True),
     ("time me out", Fault.TIMEOUT, False),

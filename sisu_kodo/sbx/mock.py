@@ -53,7 +53,7 @@ class MockSandboxProvider:
             return result(
                 ErrCode.TIMEOUT, None, stderr=f"mock: wall limit of {request.timeoutMs} ms hit\n"
             )
-        if fault == Fault.CMD_NONZERO:
+        if fault == Fault.CMD_NONZERO or (fault == Fault.FAIL_ONCE and request.attempt == 1):
             return result(
                 ErrCode.CMD_NONZERO, 1, stderr=f"mock: `{request.command}` exited with 1\n"
             )

@@ -11,8 +11,12 @@ EXECUTE_WORKFLOW = "run_execute_workflow"
 TASK_WORKFLOW = "sandbox_task_workflow"
 
 
-def plan_workflow_id(run_id: str) -> str:
-    return run_id
+# Each retry of a run gets fresh workflow ids (suffix -r<n>), so a retried phase runs
+# anew while the first attempt's ids stay as they were: the manual's workflowId is the run id.
+
+
+def plan_workflow_id(run_id: str, retry_count: int = 0) -> str:
+    return run_id if retry_count == 0 else f"{run_id}-r{retry_count}"
 
 
 def execute_workflow_id(run_id: str, retry_count: int = 0) -> str:
@@ -21,3 +25,11 @@ def execute_workflow_id(run_id: str, retry_count: int = 0) -> str:
 
 def task_workflow_id(task_key: str, retry_count: int = 0) -> str:
     return f"task-{task_key}" if retry_count == 0 else f"task-{task_key}-r{retry_count}"
+
+
+def run_workflow_ids(run_id: str, retry_count: int) -> list[str]:
+    """The parent workflow ids a run may have used up to `retry_count`."""
+    ids = []
+    for attempt in range(retry_count + 1):
+        ids += [plan_workflow_id(run_id, attempt), execute_workflow_id(run_id, attempt)]
+    return ids

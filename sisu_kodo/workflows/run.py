@@ -32,13 +32,15 @@ RESULT_POLL_SECONDS = 0.05
 
 @DBOS.workflow(name=PLAN_WORKFLOW)
 def run_plan_workflow(run_id: str) -> str:
-    request = steps.begin_compile(run_id)
-    if request is None:
+    start = steps.begin_plan(run_id)
+    if start is None:
         return "skipped"
     with _failing_run_on_error(run_id, "planning"):
-        plan = steps.compile_plan(request)
-        recorded = steps.record_plan(run_id, plan)
-        steps.decide_and_open_gate(run_id, plan, recorded["planSha256"])
+        plan, plan_sha256 = start["plan"], start["planSha256"]
+        if plan is None:
+            plan = steps.compile_plan(start["request"])
+            plan_sha256 = steps.record_plan(run_id, plan)["planSha256"]
+        steps.decide_and_open_gate(run_id, plan, plan_sha256)
     return "waiting_input"
 
 
@@ -49,9 +51,13 @@ def run_execute_workflow(run_id: str) -> str:
         return "skipped"
     with _failing_run_on_error(run_id, "execution"):
         outcomes = _fan_out(
-            run_id, execution["tasks"], execution["concurrency"], execution["partitionKey"]
+            run_id,
+            execution["tasks"],
+            concurrency=execution["concurrency"],
+            partition_key=execution["partitionKey"],
+            retry_count=execution["retryCount"],
         )
-        return steps.finish_execute(run_id, outcomes)
+        return steps.finish_execute(run_id, execution["done"] + outcomes)
 
 
 @contextmanager
@@ -76,7 +82,12 @@ def sandbox_task_workflow(run_id: str, task: dict[str, Any]) -> dict[str, Any]:
 
 
 def _fan_out(
-    run_id: str, tasks: list[dict[str, Any]], concurrency: int, partition_key: str
+    run_id: str,
+    tasks: list[dict[str, Any]],
+    *,
+    concurrency: int,
+    partition_key: str,
+    retry_count: int,
 ) -> list[dict[str, Any]]:
     """Keep at most `concurrency` child workflows of this run in flight (a sliding window)."""
     in_flight: list[WorkflowHandle[dict[str, Any]]] = []
@@ -88,7 +99,7 @@ def _fan_out(
             outcomes.append(done.get_result(polling_interval_sec=RESULT_POLL_SECONDS))
         # The child id comes from the taskKey, so a replay re-attaches instead of duplicating.
         with (
-            SetWorkflowID(task_workflow_id(task["taskKey"])),
+            SetWorkflowID(task_workflow_id(task["taskKey"], retry_count)),
             SetEnqueueOptions(queue_partition_key=partition_key),
         ):
             in_flight.append(DBOS.enqueue_workflow(SBX_QUEUE, sandbox_task_workflow, run_id, task))

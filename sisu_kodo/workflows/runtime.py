@@ -6,6 +6,8 @@ Steps reach the database, the planner and the sandbox provider only through
 
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -25,6 +27,8 @@ class Runtime:
     sandbox: SandboxProvider
 
 
+log = logging.getLogger(__name__)
+
 _runtime: Runtime | None = None
 
 
@@ -37,3 +41,13 @@ def current() -> Runtime:
     if _runtime is None:
         raise RuntimeError("workflow runtime not bound; start workflows through `sisu worker`")
     return _runtime
+
+
+def chaos_pause(point: str) -> None:
+    """Hold still at `point` when SISU_CHAOS_PAUSE asks for it: a window for crash drills."""
+    if _runtime is None:
+        return
+    seconds = _runtime.settings.chaos_pause.get(point)
+    if seconds:
+        log.warning("chaos pause at %s for %.1fs (SISU_CHAOS_PAUSE)", point, seconds)
+        time.sleep(seconds)

@@ -10,6 +10,7 @@ Two kinds:
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -28,9 +29,10 @@ from sisu_kodo.contracts.runs import (
     Workload,
 )
 from sisu_kodo.contracts.sandbox import ErrCode, SandboxRequest, SandboxResult
-from sisu_kodo.db import artifacts, intents, runs, sandbox_runs
+from sisu_kodo.db import artifacts, executions, intents, runs, sandbox_runs
 from sisu_kodo.errors import AppError
 from sisu_kodo.oc.port import CompileRequest
+from sisu_kodo.sbx.failures import failure_result, normalise
 from sisu_kodo.workflows import runtime
 from sisu_kodo.workflows.tasks import derive_tasks
 
@@ -49,6 +51,7 @@ def _record(name: str, body: Callable[..., T], *args: Any) -> T:
     datasource = runtime.current().datasource
 
     def in_transaction(*call_args: Any) -> T:
+        runtime.chaos_pause(name)
         return body(datasource.sql_session().connection(), *call_args)
 
     return datasource.run_tx_step(
@@ -56,37 +59,67 @@ def _record(name: str, body: Callable[..., T], *args: Any) -> T:
     )
 
 
+def _start(conn: sa.Connection, run_id: str, step_id: StepId, event: bool = True) -> int:
+    attempt = runs.start_step(conn, run_id=run_id, step_id=step_id, phase=STEP_PHASES[step_id])
+    if event:
+        runs.append_event(
+            conn,
+            run_id=run_id,
+            type="step.started",
+            status=RunStatus.RUNNING,
+            step_id=step_id,
+            detail={"attempt": attempt},
+        )
+    return attempt
+
+
 # ---- plan phase --------------------------------------------------------------------------
 
 
-def begin_compile(run_id: str) -> dict[str, Any] | None:
-    """Mark the run running and return what the planner needs; None if it can't start."""
-    return _record("begin_compile", _begin_compile, run_id)
+def begin_plan(run_id: str) -> dict[str, Any] | None:
+    """Mark a queued run running and say where planning resumes; None if it can't start.
+
+    On a retry whose CompileST already finished, the recorded plan is returned so the
+    planner is not asked again.
+    """
+    return _record("begin_plan", _begin_plan, run_id)
 
 
-def _begin_compile(conn: sa.Connection, run_id: str) -> dict[str, Any] | None:
+def _begin_plan(conn: sa.Connection, run_id: str) -> dict[str, Any] | None:
     run = runs.require_run(conn, run_id=run_id, for_update=True)
     if run.status is not RunStatus.QUEUED:
         return None
     intent = intents.read_intent(conn, intent_id=run.intent_id)
     assert intent is not None, "runs.intent_id is a foreign key"
+    compiled = runs.read_step_output(conn, run_id=run_id, step_id=StepId.COMPILE)
+    resume_at = StepId.DECIDE if compiled else StepId.COMPILE
     runs.transition(
         conn,
         run_id=run_id,
         status=RunStatus.RUNNING,
-        event="step.started",
-        step_id=StepId.COMPILE,
+        event="run.started",
+        detail={"resumeAt": resume_at.value, "retryCount": run.retry_count},
         allowed_from=frozenset({RunStatus.QUEUED}),
     )
-    runs.start_step(conn, run_id=run_id, step_id=StepId.COMPILE, phase=STEP_PHASES[StepId.COMPILE])
+    _start(conn, run_id, resume_at)
+    plan = None
+    if compiled:
+        stored = artifacts.read_artifact(conn, uri=compiled["planUri"])
+        assert stored is not None
+        plan = json.loads(stored.content)
     workload = Workload.model_validate(run.start_request["workload"])
-    return CompileRequest(
+    request = CompileRequest(
         runId=run_id,
         goal=intent.goal,
         inputs=intent.inputs,
         constraints=intent.constraints,
         taskCount=workload.steps,
-    ).model_dump()
+    )
+    return {
+        "request": request.model_dump(),
+        "plan": plan,
+        "planSha256": compiled["planSha256"] if compiled else None,
+    }
 
 
 def compile_plan(request: dict[str, Any]) -> dict[str, Any]:
@@ -94,6 +127,7 @@ def compile_plan(request: dict[str, Any]) -> dict[str, Any]:
 
 
 def _compile_plan(request: dict[str, Any]) -> dict[str, Any]:
+    runtime.chaos_pause("compile")
     compile_request = CompileRequest.model_validate(request)
     plan = runtime.current().planner.compile(compile_request)
     if not plan.tasks:
@@ -136,10 +170,7 @@ def _record_plan(conn: sa.Connection, run_id: str, plan: dict[str, Any]) -> dict
         detail={"planUri": stored.uri, "planSha256": stored.sha256},
         last_step=StepId.COMPILE,
     )
-    runs.start_step(conn, run_id=run_id, step_id=StepId.DECIDE, phase=STEP_PHASES[StepId.DECIDE])
-    runs.append_event(
-        conn, run_id=run_id, type="step.started", status=RunStatus.RUNNING, step_id=StepId.DECIDE
-    )
+    _start(conn, run_id, StepId.DECIDE)
     return output
 
 
@@ -201,16 +232,18 @@ def _decide_and_open_gate(
 
 
 def begin_execute(run_id: str) -> dict[str, Any] | None:
-    """Check the approval binds to the decided tasks and start ExecuteST.
+    """Check the approval binds to the decided tasks and start an ExecuteST attempt.
 
-    Returns the tasks to fan out, or None when the run is not (or no longer) approved.
+    Returns the tasks still to run (with the attempt number their new round starts
+    after) and the views of tasks that already succeeded, which are never re-executed.
+    None when the run is not (or no longer) approved and queued.
     """
     return _record("begin_execute", _begin_execute, run_id)
 
 
 def _begin_execute(conn: sa.Connection, run_id: str) -> dict[str, Any] | None:
     run = runs.require_run(conn, run_id=run_id, for_update=True)
-    if run.status is not RunStatus.QUEUED or run.last_step != StepId.DECIDE:
+    if run.status is not RunStatus.QUEUED or run.last_step not in (StepId.DECIDE, StepId.EXECUTE):
         return None
     decision = runs.read_decision(conn, run_id=run_id)
     task_list = artifacts.read_artifact(conn, uri=artifact_uri(run_id, StepId.DECIDE, "task_list"))
@@ -236,14 +269,29 @@ def _begin_execute(conn: sa.Connection, run_id: str) -> dict[str, Any] | None:
         conn,
         run_id=run_id,
         status=RunStatus.RUNNING,
-        event="step.started",
-        step_id=StepId.EXECUTE,
+        event="run.started",
+        detail={"resumeAt": StepId.EXECUTE.value, "retryCount": run.retry_count},
     )
-    runs.start_step(conn, run_id=run_id, step_id=StepId.EXECUTE, phase=STEP_PHASES[StepId.EXECUTE])
+    _start(conn, run_id, StepId.EXECUTE)
+    tasks = json.loads(task_list.content)
+    views = executions.task_views(
+        conn,
+        run_id=run_id,
+        tasks=tasks,
+        max_attempts=runtime.current().settings.task_max_attempts,
+    )
+    to_run, done = [], []
+    for task, view in zip(tasks, views, strict=True):
+        if view.status == "succeeded":
+            done.append(view.model_dump())
+        else:
+            to_run.append({**task, "attemptOffset": view.attempt})
     return {
-        "tasks": json.loads(task_list.content),
+        "tasks": to_run,
+        "done": done,
         "concurrency": run.start_request["workload"]["concurrency"],
         "partitionKey": run.queue_partition_key,
+        "retryCount": run.retry_count,
     }
 
 
@@ -266,41 +314,46 @@ def run_sandbox_task(run_id: str, task: dict[str, Any]) -> dict[str, Any]:
 
 def _run_sandbox_attempt(run_id: str, task: dict[str, Any]) -> dict[str, Any]:
     rt = runtime.current()
-    spec = TaskSpec.model_validate(task)
+    offset = int(task.get("attemptOffset", 0))
+    spec = TaskSpec.model_validate({k: v for k, v in task.items() if k != "attemptOffset"})
     status = DBOS.step_status
-    attempt = (status.current_attempt or 0) + 1 if status else 1
+    round_attempt = (status.current_attempt or 0) + 1 if status else 1
     request = SandboxRequest(
         runId=run_id,
         taskKey=spec.taskKey,
-        attempt=attempt,
+        attempt=offset + round_attempt,
         command=spec.command,
         env=spec.env,
         timeoutMs=spec.timeoutMs,
         labels=spec.labels,
     )
-    result = rt.sandbox.run(request)
+    started = time.monotonic()
+    try:
+        result = normalise(rt.sandbox.run(request))
+    except Exception as exc:  # a provider bug or outage must become an errCode, never success
+        result = failure_result(request, rt.sandbox.name, exc, started)
     with rt.engine.begin() as conn:
         sandbox_runs.record_attempt(
             conn,
             run_id=run_id,
             step_id=StepId.EXECUTE,
             task_key=spec.taskKey,
-            attempt=attempt,
+            attempt=request.attempt,
             provider=result.provider,
             request=request.model_dump(),
-            response=_response_of(result),
+            response=_response_of(result, offset),
             err_code=result.errCode.value,
             metrics=result.metrics.model_dump(exclude_none=True),
         )
-    if result.errCode.retryable and attempt < rt.settings.task_max_attempts:
+    if result.errCode.retryable and round_attempt < rt.settings.task_max_attempts:
         raise RetryableSandboxFailure(
-            f"task {spec.name} attempt {attempt}: {result.errCode.value}",
+            f"task {spec.name} attempt {request.attempt}: {result.errCode.value}",
             {"taskKey": spec.taskKey, "errCode": result.errCode.value},
         )
     return result.model_dump()
 
 
-def _response_of(result: SandboxResult) -> dict[str, Any]:
+def _response_of(result: SandboxResult, attempt_offset: int) -> dict[str, Any]:
     return {
         "sandboxRef": result.sandboxRef,
         "exitCode": result.exitCode,
@@ -308,6 +361,7 @@ def _response_of(result: SandboxResult) -> dict[str, Any]:
         "errMessage": result.errMessage,
         "stdoutBytes": len(result.stdout.encode()),
         "stderrBytes": len(result.stderr.encode()),
+        "attemptOffset": attempt_offset,
     }
 
 
@@ -321,31 +375,43 @@ def _record_task_outcome(
     conn: sa.Connection, run_id: str, task: dict[str, Any], result: dict[str, Any]
 ) -> dict[str, Any]:
     outcome = SandboxResult.model_validate(result)
-    uris = []
+    task_key = task["taskKey"]
+    prefix = f"attempt/{outcome.attempt}"
+    items = []
     for kind, text in (("stdout", outcome.stdout), ("stderr", outcome.stderr)):
         if text:
             stored = artifacts.put_artifact(
                 conn,
-                uri=artifact_uri(
-                    run_id, StepId.EXECUTE, f"attempt/{outcome.attempt}/{kind}", task["taskKey"]
-                ),
+                uri=artifact_uri(run_id, StepId.EXECUTE, f"{prefix}/{kind}", task_key),
                 run_id=run_id,
                 step_id=StepId.EXECUTE,
-                task_key=task["taskKey"],
+                task_key=task_key,
                 kind=kind,
                 content=text.encode(),
             )
-            uris.append(stored.uri)
-    succeeded = outcome.errCode is ErrCode.NONE
-    if succeeded:
-        sandbox_runs.record_receipt(conn, run_id=run_id, task_key=task["taskKey"])
-    return task_view(task, outcome, uris)
-
-
-def task_view(
-    task: dict[str, Any], outcome: SandboxResult, artifact_uris: list[str]
-) -> dict[str, Any]:
-    """The RunView shape of one finished task (`output.raw.tasks[]` of ExecuteST)."""
+            items.append(
+                {"kind": kind, "uri": stored.uri, "sha256": stored.sha256, "size": stored.size}
+            )
+    index = artifacts.put_artifact(
+        conn,
+        uri=artifact_uri(run_id, StepId.EXECUTE, f"{prefix}/index", task_key),
+        run_id=run_id,
+        step_id=StepId.EXECUTE,
+        task_key=task_key,
+        kind="artifact_index",
+        content=canonical_json(
+            {
+                "taskKey": task_key,
+                "attempt": outcome.attempt,
+                "errCode": outcome.errCode.value,
+                "exitCode": outcome.exitCode,
+                "sandboxRef": outcome.sandboxRef,
+                "items": items,
+            }
+        ).encode(),
+    )
+    if outcome.errCode is ErrCode.NONE:
+        sandbox_runs.record_receipt(conn, run_id=run_id, task_key=task_key)
     return (
         TaskView.pending(task)
         .model_copy(
@@ -356,7 +422,7 @@ def task_view(
                 "attempt": outcome.attempt,
                 "wallMs": outcome.metrics.wallMs,
                 "sandboxRef": outcome.sandboxRef,
-                "artifacts": artifact_uris,
+                "artifacts": sorted([index.uri, *(item["uri"] for item in items)]),
             }
         )
         .model_dump()
@@ -394,8 +460,9 @@ def _finish_execute(conn: sa.Connection, run_id: str, outcomes: list[dict[str, A
     first = failed[0]
     error = (
         f"task {first['name']} ({first['taskKey'][:12]}) failed with {first['errCode']}"
-        f" after {first['attempt']} attempt(s)"
+        f" at attempt {first['attempt']}"
         + (f", exit code {first['exitCode']}" if first["exitCode"] is not None else "")
+        + f"; {len(failed)} of {len(ordered)} task(s) failed"
     )
     runs.transition(
         conn,

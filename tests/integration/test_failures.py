@@ -50,7 +50,7 @@ def test_boot_fail_exhausts_retries(client: SisuClient, db: sa.Engine) -> None:
     run = run_to_end(client, goal="boot fail forever", steps=2)
     assert run.status is RunStatus.RETRIES_EXCEEDED
     assert run.nextAction is NextAction.REPAIR
-    assert "BOOT_FAIL" in (run.error or "") and "after 3 attempt(s)" in (run.error or "")
+    assert "BOOT_FAIL" in (run.error or "") and "at attempt 3" in (run.error or "")
     for task in execute_tasks(run):
         assert task["status"] == "failed" and task["attempt"] == 3
     receipts = rows(db, "SELECT * FROM app.mock_receipts WHERE run_id = :r", r=run.runId)

@@ -17,6 +17,7 @@ from sisu_kodo.contracts.runs import (
     Accepted,
     ApprovePlan,
     RejectPlan,
+    RetryAccepted,
     RunEventIn,
     RunEventView,
     RunStatus,
@@ -42,6 +43,20 @@ def approve_plan(run_id: str, body: ApprovePlan, state: StateDep) -> Accepted:
     """Open the gate: the decided tasks fan out. Only while the run waits for approval."""
     with state.gateway.unit_of_work(state.engine) as unit:
         return service.approve_plan(unit, run_id=run_id, body=body)
+
+
+@router.post("/{run_id}/retry", status_code=status.HTTP_202_ACCEPTED)
+def retry_run(run_id: str, state: StateDep) -> RetryAccepted:
+    """Resume a failed run from the failed step: same runId, succeeded tasks kept."""
+    with state.gateway.unit_of_work(state.engine) as unit:
+        return service.retry_run(unit, run_id=run_id)
+
+
+@router.post("/{run_id}/cancel", status_code=status.HTTP_202_ACCEPTED)
+def cancel_run(run_id: str, state: StateDep) -> Accepted:
+    """Stop the run and its in-flight tasks; status becomes canceled."""
+    with state.gateway.unit_of_work(state.engine) as unit:
+        return service.cancel_run(unit, run_id=run_id)
 
 
 @router.post("/{run_id}/events", status_code=status.HTTP_202_ACCEPTED)

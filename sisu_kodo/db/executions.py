@@ -1,0 +1,65 @@
+"""ExecuteST as the ledger knows it: each decided task with its latest attempt.
+
+Used by the RunView while a fan-out runs, and by a retry to tell the tasks that already
+succeeded (kept, never re-executed) from those that get a new attempt.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import sqlalchemy as sa
+
+from sisu_kodo.contracts.artifacts import artifact_uri
+from sisu_kodo.contracts.runs import StepId, TaskView
+from sisu_kodo.contracts.sandbox import ErrCode
+from sisu_kodo.db import artifacts, sandbox_runs
+
+
+def decided_tasks(conn: sa.Connection, *, run_id: str) -> list[dict[str, Any]]:
+    task_list = artifacts.read_artifact(conn, uri=artifact_uri(run_id, StepId.DECIDE, "task_list"))
+    return json.loads(task_list.content) if task_list else []
+
+
+def task_views(
+    conn: sa.Connection, *, run_id: str, tasks: list[dict[str, Any]], max_attempts: int
+) -> list[TaskView]:
+    """Views of `tasks` from their latest `sbx_runs` attempt and that attempt's artifacts.
+
+    A retryable failure whose round still has attempts left shows as `retrying`.
+    """
+    attempts = sandbox_runs.latest_attempts(conn, run_id=run_id, step_id=StepId.EXECUTE)
+    stored = artifacts.list_artifacts(conn, run_id=run_id, step=StepId.EXECUTE)
+    uris: dict[tuple[str, int], list[str]] = {}
+    for meta in stored:
+        attempt = _attempt_of(meta.uri)
+        if meta.task_key and attempt is not None:
+            uris.setdefault((meta.task_key, attempt), []).append(meta.uri)
+    views = []
+    for task in tasks:
+        view = TaskView.pending(task)
+        latest = attempts.get(task["taskKey"])
+        if latest is not None:
+            code = ErrCode(latest.err_code)
+            round_attempt = latest.attempt - int(latest.response.get("attemptOffset", 0))
+            retrying = code.retryable and round_attempt < max_attempts
+            view.status = (
+                "succeeded" if code is ErrCode.NONE else "retrying" if retrying else "failed"
+            )
+            view.errCode = code.value
+            view.exitCode = latest.response.get("exitCode")
+            view.attempt = latest.attempt
+            view.wallMs = latest.metrics.get("wallMs")
+            view.sandboxRef = latest.response.get("sandboxRef")
+            view.artifacts = sorted(uris.get((task["taskKey"], latest.attempt), []))
+        views.append(view)
+    return views
+
+
+def _attempt_of(uri: str) -> int | None:
+    parts = uri.split("/attempt/")
+    if len(parts) != 2:
+        return None
+    number = parts[1].split("/", 1)[0]
+    return int(number) if number.isdigit() else None
