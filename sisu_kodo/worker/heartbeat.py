@@ -6,20 +6,30 @@ import logging
 import os
 import socket
 import threading
+from collections.abc import Callable
 
 import sqlalchemy as sa
 
 from sisu_kodo.db import workers
+from sisu_kodo.worker.identity import ExecutorLease
 
 log = logging.getLogger(__name__)
 
 
 class Heartbeat:
     def __init__(
-        self, engine: sa.Engine, *, executor_id: str, app_version: str, period: float
+        self,
+        engine: sa.Engine,
+        lease: ExecutorLease,
+        *,
+        app_version: str,
+        period: float,
+        on_lease_lost: Callable[[], None],
     ) -> None:
         self._engine = engine
-        self._executor_id = executor_id
+        self._lease = lease
+        self._on_lease_lost = on_lease_lost
+        self._executor_id = lease.executor_id
         self._app_version = app_version
         self._period = period
         self._stop = threading.Event()
@@ -39,6 +49,10 @@ class Heartbeat:
     def _loop(self) -> None:
         while not self._stop.wait(self._period):
             try:
+                if not self._lease.ensure():
+                    log.error("executor id %s was taken by another process", self._executor_id)
+                    self._on_lease_lost()
+                    return
                 with self._engine.begin() as conn:
                     workers.beat(conn, executor_id=self._executor_id)
             except Exception:  # a missed beat is logged; the next one may succeed

@@ -38,6 +38,30 @@ class ExecutorLease:
             )
         raise ConfigError(f"no free executor id among {prefix}-1..{MAX_AUTO_SLOTS}")
 
+    def try_hold(self, executor_id: str) -> bool:
+        """Hold `executor_id` if no live process does (used to prove a worker is dead)."""
+        conn = self._engine.connect()
+        if _try_lock(conn, executor_id):
+            self._conn, self.executor_id = conn, executor_id
+            return True
+        conn.close()
+        return False
+
+    def ensure(self) -> bool:
+        """Keep holding the lease across a lost connection (say, a database restart).
+
+        False means another process took the id meanwhile: this one must stop.
+        """
+        assert self.executor_id, "ensure() needs a held lease"
+        try:
+            if self._conn is not None:
+                self._conn.execute(sa.text("SELECT 1"))
+                self._conn.commit()
+                return True
+        except sa.exc.DBAPIError:
+            self._conn = None  # the lock died with the connection; take it again
+        return self.try_hold(self.executor_id)
+
     def release(self) -> None:
         if self._conn is not None:
             self._conn.close()

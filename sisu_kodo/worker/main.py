@@ -24,6 +24,7 @@ from sisu_kodo.sbx import create_provider
 from sisu_kodo.worker.admin import create_admin_app
 from sisu_kodo.worker.heartbeat import Heartbeat
 from sisu_kodo.worker.identity import ExecutorLease
+from sisu_kodo.worker.recovery import RecoverySweep
 from sisu_kodo.workflows import run as _registers_workflows  # noqa: F401
 from sisu_kodo.workflows import runtime
 from sisu_kodo.workflows.queues import register_queues
@@ -62,9 +63,17 @@ def run_worker(settings: Settings) -> None:
     _on_signals(stop)
     heartbeat = Heartbeat(
         engine,
-        executor_id=executor_id,
+        lease,
         app_version=settings.app_version,
         period=settings.heartbeat_seconds,
+        on_lease_lost=stop.set,
+    )
+    sweep = RecoverySweep(
+        engine,
+        system_engine,
+        executor_id=executor_id,
+        period=settings.sweep_seconds,
+        heartbeat_ttl=settings.heartbeat_ttl_seconds,
     )
     admin = uvicorn.Server(
         uvicorn.Config(
@@ -79,6 +88,7 @@ def run_worker(settings: Settings) -> None:
         DBOS.launch()
         register_queues(settings)
         heartbeat.start()
+        sweep.start()
         admin_thread.start()
         log.info(
             "worker %s ready (app version %s, planner %s, sandbox %s, admin %s:%s)",
@@ -93,6 +103,7 @@ def run_worker(settings: Settings) -> None:
         log.info("worker %s stopping", executor_id)
     finally:
         admin.should_exit = True
+        sweep.stop()
         heartbeat.stop()
         DBOS.destroy(workflow_completion_timeout_sec=0)
         lease.release()
