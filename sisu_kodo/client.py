@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 from urllib.parse import quote
@@ -60,6 +62,27 @@ class SisuClient:
 
     def get_run(self, run_id: str) -> RunView:
         return RunView.model_validate(self._call("GET", f"/runs/{run_id}").json())
+
+    def wait(
+        self,
+        run_id: str,
+        done: Callable[[RunView], bool],
+        *,
+        timeout: float,
+        poll: float = 0.2,
+    ) -> RunView:
+        """Poll the RunView until `done(run)`; TimeoutError (with the run's hint) otherwise."""
+        deadline = time.monotonic() + timeout
+        while True:
+            run = self.get_run(run_id)
+            if done(run):
+                return run
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"run {run_id} still {run.status.value} after {timeout:.0f}s"
+                    + (f": {run.hint}" if run.hint else "")
+                )
+            time.sleep(poll)
 
     def approve_plan(self, run_id: str, approved_by: str, notes: str | None = None) -> Accepted:
         body = {"approvedBy": approved_by, **({"notes": notes} if notes else {})}

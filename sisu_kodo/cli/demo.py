@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import IO, Annotated
 
@@ -79,12 +79,7 @@ def _drive(
 
     console.rule("[bold]L02: the approval gate")
     with console.status("compiling the plan (CompileST, DecideST)..."):
-        run = _wait(
-            client,
-            started.runId,
-            timeout,
-            lambda r: r.status is not RunStatus.QUEUED and r.status is not RunStatus.RUNNING,
-        )
+        run = client.wait(started.runId, _past_planning, timeout=timeout)
     if run.status is not RunStatus.WAITING_INPUT:
         return _finish(run)
     _show_plan(client, run)
@@ -96,27 +91,17 @@ def _drive(
             "waiting for a human: curl -sS -X POST "
             f'$BASE/runs/{run.runId}/approve-plan -d \'{{"approvedBy":"ops-lead"}}\''
         )
-        run = _wait(client, run.runId, timeout, lambda r: r.status is not RunStatus.WAITING_INPUT)
+        run = client.wait(
+            run.runId, lambda r: r.status is not RunStatus.WAITING_INPUT, timeout=timeout
+        )
 
     console.rule("[bold]L03: fan-out")
     run = _watch_fan_out(client, run.runId, timeout)
     return _finish(run)
 
 
-def _wait(
-    client: SisuClient, run_id: str, timeout: float, done: Callable[[RunView], bool]
-) -> RunView:
-    deadline = time.monotonic() + timeout
-    while True:
-        run = client.get_run(run_id)
-        if done(run):
-            return run
-        if time.monotonic() > deadline:
-            raise TimeoutError(
-                f"run {run_id} still {run.status.value} after {timeout:.0f}s"
-                + (f": {run.hint}" if run.hint else "")
-            )
-        time.sleep(POLL_SECONDS)
+def _past_planning(run: RunView) -> bool:
+    return run.status not in (RunStatus.QUEUED, RunStatus.RUNNING)
 
 
 def _execute_tasks(run: RunView) -> list[dict[str, object]]:

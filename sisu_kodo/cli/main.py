@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from sisu_kodo.cli import db, demo
+from sisu_kodo.cli import chaos, db, demo, oc, ops
 from sisu_kodo.cli.output import console, err_console
 from sisu_kodo.cli.settings import settings_of
 from sisu_kodo.cli.stack import StackError, run_stack, stop_stack
@@ -19,14 +19,18 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(db.app, name="db")
+app.add_typer(oc.app, name="oc")
 app.command("demo")(demo.demo)
+app.command("chaos")(chaos.chaos)
+app.command("oracle")(ops.oracle)
+app.command("doctor")(ops.doctor)
 
 
 @app.callback()
 def root(ctx: typer.Context) -> None:
     """Read the environment once; every command works from these settings."""
     logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     for noisy in ("httpx", "alembic.runtime.migration"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -36,6 +40,7 @@ def root(ctx: typer.Context) -> None:
 @app.command()
 def up(ctx: typer.Context) -> None:
     """Run the whole stack here: PostgreSQL (embedded if DATABASE_URL is unset), worker, API."""
+    _serve_logs()
 
     def ready(base: str, logs: object) -> None:
         console.print(
@@ -55,6 +60,7 @@ def stop(ctx: typer.Context) -> None:
 @app.command()
 def api(ctx: typer.Context) -> None:
     """The API shim alone: enqueues and reads, never executes a workflow."""
+    _serve_logs()
     import uvicorn
 
     from sisu_kodo.api.app import create_app
@@ -71,15 +77,21 @@ def api(ctx: typer.Context) -> None:
 @app.command()
 def worker(ctx: typer.Context) -> None:
     """A worker alone: executes workflows from intentQ and sbxQ."""
+    _serve_logs()
     from sisu_kodo.worker.main import run_worker
 
     run_worker(settings_of(ctx))
 
 
+def _serve_logs() -> None:
+    """Long-running roles log at INFO; one-shot commands stay quiet (WARNING)."""
+    logging.getLogger().setLevel(logging.INFO)
+
+
 def main() -> None:
     try:
         app()
-    except (ConfigError, StackError) as exc:
+    except (ConfigError, StackError, TimeoutError) as exc:
         err_console.print(f"[red]error:[/red] {exc}")
         sys.exit(2)
 

@@ -13,7 +13,7 @@ import os
 import socket
 from pathlib import Path
 
-from sisu_kodo.config import Settings
+from sisu_kodo.config import ConfigError, Settings
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +97,9 @@ class EmbeddedPostgres:
             user=self._system_user,
         )
 
+    def is_running(self) -> bool:
+        return self._running()
+
     def _running(self) -> bool:
         pid_file = self.pgdata / "postmaster.pid"
         if not pid_file.exists() or not (self.data_dir / PORT_FILE).exists():
@@ -137,10 +140,20 @@ def _port_free(port: int) -> bool:
     return True
 
 
-def resolve_database(settings: Settings) -> tuple[Settings, EmbeddedPostgres | None]:
-    """Settings with a usable DATABASE_URL, starting the embedded server when none is set."""
+def resolve_database(
+    settings: Settings, *, start: bool = True
+) -> tuple[Settings, EmbeddedPostgres | None]:
+    """Settings with a usable DATABASE_URL: the configured one, or the embedded server's.
+
+    With `start=False` the embedded server is only attached to, never started.
+    """
     if settings.database_url:
         return settings, None
     embedded = EmbeddedPostgres(settings.resolved_data_dir / "pg")
+    if not start and not embedded.is_running():
+        raise ConfigError(
+            "DATABASE_URL is unset and the embedded PostgreSQL under"
+            f" {embedded.data_dir} is not running; start it with `sisu up`"
+        )
     url = embedded.start()
     return settings.with_overrides(database_url=url), embedded

@@ -7,6 +7,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 
 from sisu_kodo.db import recipes
 
@@ -20,8 +21,7 @@ def upgrade(engine: sa.Engine) -> None:
     with engine.connect() as conn:
         conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": _MIGRATION_LOCK_KEY})
         try:
-            config = Config()
-            config.set_main_option("script_location", str(MIGRATIONS_DIR))
+            config = _config()
             config.attributes["connection"] = conn
             command.upgrade(config, "head")
             conn.commit()
@@ -30,6 +30,23 @@ def upgrade(engine: sa.Engine) -> None:
         finally:
             conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": _MIGRATION_LOCK_KEY})
             conn.commit()
+
+
+def _config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return config
+
+
+def head_revision() -> str | None:
+    return ScriptDirectory.from_config(_config()).get_current_head()
+
+
+def current_revision(conn: sa.Connection) -> str | None:
+    exists = conn.execute(sa.text("SELECT to_regclass('app.alembic_version')")).scalar()
+    if exists is None:
+        return None
+    return conn.execute(sa.text("SELECT version_num FROM app.alembic_version")).scalar()
 
 
 def reset_app_schema(engine: sa.Engine) -> None:

@@ -59,3 +59,20 @@ def list_workers(conn: sa.Connection, *, ttl_seconds: float) -> list[WorkerRow]:
         {"ttl": ttl_seconds},
     ).all()
     return [WorkerRow(*row) for row in rows]
+
+
+def queued_runs_without_worker(conn: sa.Connection, *, ttl_seconds: float) -> dict[str, int]:
+    """Queued runs per app version that no live worker runs (manual: "Stuck queued")."""
+    rows = conn.execute(
+        sa.text(
+            """
+            SELECT r.app_version, COUNT(*) FROM app.runs r
+            WHERE r.status = 'queued' AND NOT EXISTS (
+                SELECT 1 FROM app.workers w WHERE w.app_version = r.app_version
+                AND w.heartbeat_at > now() - make_interval(secs => :ttl))
+            GROUP BY 1
+            """
+        ),
+        {"ttl": ttl_seconds},
+    ).all()
+    return dict(rows)

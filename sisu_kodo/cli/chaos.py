@@ -1,0 +1,156 @@
+"""`sisu chaos` (manual: `mise run -f wf:intent:chaos`): kill the worker mid fan-out, restart
+it, and prove with the manual's oracles that the run finished with nothing done twice."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated
+
+import sqlalchemy as sa
+import typer
+
+from sisu_kodo.cli.checks import print_checks
+from sisu_kodo.cli.output import console
+from sisu_kodo.cli.settings import settings_of
+from sisu_kodo.cli.stack import Child, free_port, spawn_role, terminate, wait_healthy
+from sisu_kodo.client import SisuClient
+from sisu_kodo.contracts.intents import IntentCreate
+from sisu_kodo.contracts.runs import RunStart, RunStatus, Workload
+from sisu_kodo.db import oracles
+from sisu_kodo.db.bootstrap import prepare_databases
+from sisu_kodo.db.embedded import resolve_database
+from sisu_kodo.db.engine import create_engine
+
+CHAOS_EXECUTOR = "chaos-worker"
+
+
+def chaos(
+    ctx: typer.Context,
+    rounds: Annotated[int, typer.Option(min=1, help="Kill-and-recover rounds.")] = 1,
+    tasks: Annotated[int, typer.Option(min=4, help="Tasks per run.")] = 12,
+    concurrency: Annotated[int, typer.Option(min=1, help="Tasks in flight per run.")] = 4,
+    task_ms: Annotated[int, typer.Option(min=50, help="Mock work per task, ms.")] = 400,
+    timeout: Annotated[float, typer.Option(help="Seconds per round.")] = 180,
+) -> None:
+    """Each round: run slow tasks, SIGKILL the worker mid fan-out, restart it, check oracles."""
+    settings, embedded = resolve_database(settings_of(ctx))
+    assert settings.database_url
+    engine = create_engine(settings.database_url, pool_size=2)
+    prepare_databases(engine, settings.system_database_url or settings.database_url)
+    drill = Drill(engine, settings.database_url, settings.resolved_data_dir / "chaos")
+    all_passed = True
+    try:
+        drill.start()
+        with SisuClient(drill.base_url) as client:
+            for number in range(1, rounds + 1):
+                console.rule(f"[bold]chaos round {number}/{rounds}")
+                run_id = drill.round(
+                    client, tasks=tasks, concurrency=concurrency, task_ms=task_ms, timeout=timeout
+                )
+                with engine.connect() as conn:
+                    results = oracles.check_run(conn, run_id=run_id)
+                all_passed &= print_checks(
+                    f"round {number}: run {run_id}", ((r.name, r.passed, r.detail) for r in results)
+                )
+    finally:
+        drill.stop()
+        engine.dispose()
+        if embedded is not None:
+            embedded.stop()
+    console.print("[green]all rounds passed[/green]" if all_passed else "[red]oracle failure[/red]")
+    raise typer.Exit(0 if all_passed else 1)
+
+
+@dataclass
+class Drill:
+    """An API and a worker of our own (on free ports), and the worker we kill."""
+
+    engine: sa.Engine
+    database_url: str
+    logs: Path
+    port: int = field(default_factory=free_port)
+    admin_port: int = field(default_factory=free_port)
+    children: list[Child] = field(default_factory=list)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "DATABASE_URL": self.database_url,
+            "PORT": str(self.port),
+            "ADMIN_PORT": str(self.admin_port),
+            # The restarted worker must reuse the id: DBOS recovers its own executor's work.
+            "SISU_EXECUTOR_ID": CHAOS_EXECUTOR,
+        }
+
+    def start(self) -> None:
+        api = spawn_role("api", self.env, self.logs / "api.log")
+        self.children.append(api)
+        self.start_worker()
+        wait_healthy(f"{self.base_url}/healthz", child=api, timeout=60)
+
+    def start_worker(self) -> Child:
+        worker = spawn_role("worker", self.env, self.logs / "worker.log")
+        self.children.append(worker)
+        wait_healthy(f"http://127.0.0.1:{self.admin_port}/healthz", child=worker, timeout=60)
+        return worker
+
+    def kill_worker(self) -> int:
+        worker = next(child for child in self.children if child.name == "worker")
+        worker.process.send_signal(signal.SIGKILL)
+        worker.process.wait()
+        self.children.remove(worker)
+        return worker.process.pid
+
+    def stop(self) -> None:
+        terminate(self.children)
+
+    def round(
+        self, client: SisuClient, *, tasks: int, concurrency: int, task_ms: int, timeout: float
+    ) -> str:
+        intent_id = client.create_intent(
+            IntentCreate(goal="chaos drill", constraints={"mockLatencyMs": task_ms})
+        )
+        run_id = client.start_run(
+            intent_id,
+            RunStart(
+                queuePartitionKey="chaos",
+                workload=Workload(concurrency=concurrency, steps=tasks),
+            ),
+        ).runId
+        client.wait(run_id, lambda r: r.status is RunStatus.WAITING_INPUT, timeout=timeout)
+        client.approve_plan(run_id, "chaos")
+        self._wait_receipts(run_id, at_least=max(1, tasks // 4), timeout=timeout)
+        pid = self.kill_worker()
+        console.print(
+            f"SIGKILL worker (pid {pid}) with {self._receipts(run_id)}/{tasks} tasks done"
+        )
+        restarted = self.start_worker()
+        console.print(f"restarted worker (pid {restarted.process.pid}); waiting for the run")
+        run = client.wait(run_id, lambda r: r.status.terminal, timeout=timeout)
+        console.print(f"run {run_id}: {run.status.value}")
+        return run_id
+
+    def _receipts(self, run_id: str) -> int:
+        with self.engine.connect() as conn:
+            return int(
+                conn.execute(
+                    sa.text("SELECT COUNT(*) FROM app.mock_receipts WHERE run_id = :r"),
+                    {"r": run_id},
+                ).scalar_one()
+            )
+
+    def _wait_receipts(self, run_id: str, *, at_least: int, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while self._receipts(run_id) < at_least:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"run {run_id}: under {at_least} tasks done after {timeout}s")
+            time.sleep(0.05)

@@ -1,0 +1,113 @@
+"""`sisu oracle` and `sisu doctor`: read the ledger and the fleet directly, as the manual's
+triage does ("bypass logs; trust the ledger")."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import sqlalchemy as sa
+import typer
+
+from sisu_kodo.cli.checks import print_checks
+from sisu_kodo.cli.settings import settings_of
+from sisu_kodo.config import ConfigError, Settings
+from sisu_kodo.db import migrate, oracles, workers
+from sisu_kodo.db.embedded import resolve_database
+from sisu_kodo.db.engine import create_engine
+from sisu_kodo.oc.health import check_daemon
+from sisu_kodo.sbx import create_provider
+
+
+def oracle(
+    ctx: typer.Context,
+    run_id: Annotated[str, typer.Argument(help="The run to check.")],
+    expect_success: Annotated[
+        bool, typer.Option("--expect-success/--any-outcome", help="Require a succeeded run.")
+    ] = True,
+) -> None:
+    """Run every SQL oracle of the manual for one run; exit 1 on any failure."""
+    settings, _ = resolve_database(settings_of(ctx), start=False)
+    assert settings.database_url
+    engine = create_engine(settings.database_url, pool_size=1)
+    try:
+        with engine.connect() as conn:
+            results = oracles.check_run(conn, run_id=run_id, expect_success=expect_success)
+    finally:
+        engine.dispose()
+    passed = print_checks(f"oracles for {run_id}", ((r.name, r.passed, r.detail) for r in results))
+    raise typer.Exit(0 if passed else 1)
+
+
+def doctor(ctx: typer.Context) -> None:
+    """Check the database, DBOS, worker heartbeats and app versions, OpenCode and sandboxes."""
+    settings = settings_of(ctx)
+    checks = [*_database_checks(settings), _opencode_check(settings), _sandbox_check(settings)]
+    raise typer.Exit(0 if print_checks("sisu doctor", checks) else 1)
+
+
+def _database_checks(settings: Settings) -> list[tuple[str, bool, str]]:
+    try:
+        resolved, _ = resolve_database(settings, start=False)
+    except ConfigError as exc:
+        return [("database", False, str(exc))]
+    assert resolved.database_url
+    engine = create_engine(resolved.database_url, pool_size=1)
+    try:
+        with engine.connect() as conn:
+            return [
+                ("database", True, engine.url.render_as_string(hide_password=True)),
+                _migrations_check(conn),
+                _dbos_schema_check(conn),
+                *_fleet_checks(conn, settings),
+            ]
+    except sa.exc.DBAPIError as exc:
+        return [("database", False, f"unreachable: {exc.orig}")]
+    finally:
+        engine.dispose()
+
+
+def _migrations_check(conn: sa.Connection) -> tuple[str, bool, str]:
+    current, head = migrate.current_revision(conn), migrate.head_revision()
+    return ("schema app migrated", current == head, f"at {current}, newest {head}")
+
+
+def _dbos_schema_check(conn: sa.Connection) -> tuple[str, bool, str]:
+    present = conn.execute(sa.text("SELECT to_regclass('dbos.workflow_status')")).scalar()
+    return ("DBOS system schema", present is not None, "present" if present else "missing")
+
+
+def _fleet_checks(conn: sa.Connection, settings: Settings) -> list[tuple[str, bool, str]]:
+    rows = workers.list_workers(conn, ttl_seconds=settings.heartbeat_ttl_seconds)
+    live = [row for row in rows if row.alive]
+    listing = ", ".join(f"{w.executor_id} ({w.app_version})" for w in live) or "none"
+    parity = any(worker.app_version == settings.app_version for worker in live)
+    stuck = workers.queued_runs_without_worker(conn, ttl_seconds=settings.heartbeat_ttl_seconds)
+    return [
+        ("live workers", bool(live), listing),
+        (
+            f"app version parity (DBOS__APPVERSION={settings.app_version})",
+            parity,
+            "a live worker runs it" if parity else "no live worker runs it: runs stay queued",
+        ),
+        (
+            "no run stuck queued",
+            not stuck,
+            "none"
+            if not stuck
+            else ", ".join(f"{n} run(s) of {version}" for version, n in stuck.items()),
+        ),
+    ]
+
+
+def _opencode_check(settings: Settings) -> tuple[str, bool, str]:
+    health = check_daemon(settings)
+    return (f"OpenCode daemon (OC_MODE={settings.oc_mode.value})", health.ok, health.detail)
+
+
+def _sandbox_check(settings: Settings) -> tuple[str, bool, str]:
+    try:
+        provider = create_provider(settings)
+    except ConfigError as exc:
+        return ("sandbox provider", False, str(exc))
+    health = provider.health()
+    return (f"sandbox provider ({provider.name})", health.ok, health.detail)
