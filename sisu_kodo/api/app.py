@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 
 from sisu_kodo.api.deps import ApiState
-from sisu_kodo.api.errors import install_error_handlers
+from sisu_kodo.api.errors import document_error_lattice, install_error_handlers
 from sisu_kodo.api.gateway import WorkflowGateway
 from sisu_kodo.api.middleware import AssumeJsonBodies
 from sisu_kodo.api.routes import artifacts, health, intents, runs
@@ -47,4 +49,14 @@ def create_app(settings: Settings) -> FastAPI:
     install_error_handlers(app)
     for module in (health, intents, runs, artifacts):
         app.include_router(module.router)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title, version=app.version, summary=app.summary, routes=app.routes
+            )
+            app.openapi_schema = document_error_lattice(schema)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app

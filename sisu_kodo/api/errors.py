@@ -63,6 +63,40 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+_DESCRIPTIONS = {
+    400: "validation_error or queue_policy_violation; nothing was written",
+    404: "not_found",
+    409: "illegal_state, retry_drift or run_identity_conflict; nothing was written",
+    500: "internal (with a correlation id)",
+    503: "the database is unreachable",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for a route's error statuses, all with the ErrorBody shape."""
+    return {
+        status: {"model": ErrorBody, "description": _DESCRIPTIONS[status]} for status in statuses
+    }
+
+
+def document_error_lattice(schema: dict[str, Any]) -> dict[str, Any]:
+    """Say in the OpenAPI what the API really answers: 400 (not FastAPI's 422) for request
+    validation, and a possible 500 everywhere."""
+    error_ref = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+    for path in schema.get("paths", {}).values():
+        for operation in path.values():
+            responses = operation.setdefault("responses", {})
+            if responses.pop("422", None) is not None:
+                responses.setdefault(
+                    "400", {"description": _DESCRIPTIONS[400], "content": error_ref}
+                )
+            responses.setdefault("500", {"description": _DESCRIPTIONS[500], "content": error_ref})
+    components = schema.get("components", {}).get("schemas", {})
+    for unused in ("HTTPValidationError", "ValidationError"):
+        components.pop(unused, None)
+    return schema
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

@@ -6,13 +6,15 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from sisu_kodo.contracts.text import JsonObject, Text
+
 
 class IntentCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    goal: str = Field(min_length=1, max_length=10_000, pattern=r"\S")
-    inputs: dict[str, Any] = Field(default_factory=dict)
-    constraints: dict[str, Any] = Field(default_factory=dict)
+    goal: Text = Field(min_length=1, max_length=10_000, pattern=r"\S")
+    inputs: JsonObject = Field(default_factory=dict)
+    constraints: JsonObject = Field(default_factory=dict)
 
 
 class IntentCreated(BaseModel):

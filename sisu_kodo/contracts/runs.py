@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from sisu_kodo.contracts.plans import MAX_PLAN_TASKS
+from sisu_kodo.contracts.text import JsonObject, Text
 
 
 class RunStatus(StrEnum):
@@ -53,9 +53,10 @@ STEP_PHASES: dict[str, str] = {
 class Workload(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    concurrency: int = Field(ge=1, le=MAX_PLAN_TASKS)
-    steps: int = Field(ge=1, le=MAX_PLAN_TASKS)
-    sandboxMinutes: int | None = Field(None, ge=1)
+    # Upper bounds are the recipe's caps (a queue_policy_violation), not a schema error.
+    concurrency: int = Field(ge=1, lt=2**31)
+    steps: int = Field(ge=1, lt=2**31)
+    sandboxMinutes: int | None = Field(None, ge=1, lt=2**31)
 
 
 class RunStart(BaseModel):
@@ -63,11 +64,11 @@ class RunStart(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    recipeName: str = Field("sandbox-default", min_length=1, max_length=200)
-    queuePartitionKey: str | None = Field(None, max_length=200)
-    queueName: str | None = Field(None, max_length=64)
+    recipeName: Text = Field("sandbox-default", min_length=1, max_length=200)
+    queuePartitionKey: Text | None = Field(None, max_length=200)
+    queueName: Text | None = Field(None, max_length=64)
     workload: Workload = Field(default_factory=lambda: Workload(concurrency=1, steps=1))
-    traceId: str | None = Field(None, max_length=200)
+    traceId: Text | None = Field(None, max_length=200)
 
 
 class RunStarted(BaseModel):
@@ -81,15 +82,15 @@ class RunStarted(BaseModel):
 class ApprovePlan(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    approvedBy: str = Field(min_length=1, max_length=200, pattern=r"\S")
-    notes: str | None = Field(None, max_length=10_000)
+    approvedBy: Text = Field(min_length=1, max_length=200, pattern=r"\S")
+    notes: Text | None = Field(None, max_length=10_000)
 
 
 class RejectPlan(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    rejectedBy: str = Field(min_length=1, max_length=200, pattern=r"\S")
-    reason: str | None = Field(None, max_length=10_000)
+    rejectedBy: Text = Field(min_length=1, max_length=200, pattern=r"\S")
+    reason: Text | None = Field(None, max_length=10_000)
 
 
 class RunEventIn(BaseModel):
@@ -98,7 +99,7 @@ class RunEventIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     type: Literal["approve-plan", "reject-plan"]
-    payload: dict[str, Any] = Field(default_factory=dict)
+    payload: JsonObject = Field(default_factory=dict)
 
 
 class Accepted(BaseModel):

@@ -6,6 +6,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from sisu_kodo.api.deps import StateDep
+from sisu_kodo.api.errors import error_responses
 from sisu_kodo.api.views import app_version_gap, iso
 from sisu_kodo.contracts.health import Health, WorkerView
 from sisu_kodo.db import workers
@@ -13,7 +14,7 @@ from sisu_kodo.db import workers
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz", response_model=Health)
+@router.get("/healthz", response_model=Health, responses=error_responses(503))
 def healthz(state: StateDep) -> JSONResponse:
     """Up, database reachable, and which workers (and app versions) are alive."""
     settings = state.settings

@@ -6,13 +6,20 @@ from fastapi import APIRouter, status
 
 from sisu_kodo.api import service
 from sisu_kodo.api.deps import StateDep
+from sisu_kodo.api.errors import error_responses
 from sisu_kodo.contracts.intents import IntentCreate, IntentCreated
 from sisu_kodo.contracts.runs import RunStart, RunStarted
+from sisu_kodo.contracts.text import IdPath
 
 router = APIRouter(tags=["intents"])
 
 
-@router.post("/intents", status_code=status.HTTP_201_CREATED, response_model=IntentCreated)
+@router.post(
+    "/intents",
+    status_code=status.HTTP_201_CREATED,
+    response_model=IntentCreated,
+    responses=error_responses(400),
+)
 def create_intent(body: IntentCreate, state: StateDep) -> IntentCreated:
     """Record a goal; nothing runs until a run is started for it."""
     with state.engine.begin() as conn:
@@ -20,9 +27,12 @@ def create_intent(body: IntentCreate, state: StateDep) -> IntentCreated:
 
 
 @router.post(
-    "/intents/{intent_id}/run", status_code=status.HTTP_202_ACCEPTED, response_model=RunStarted
+    "/intents/{intent_id}/run",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=RunStarted,
+    responses=error_responses(400, 404, 409),
 )
-def start_run(intent_id: str, body: RunStart, state: StateDep) -> RunStarted:
+def start_run(intent_id: IdPath, body: RunStart, state: StateDep) -> RunStarted:
     """Start (or, with the identical body, return) the intent's run."""
     with state.gateway.unit_of_work(state.engine) as unit:
         return service.start_run(

@@ -13,6 +13,7 @@ from sse_starlette.sse import EventSourceResponse
 
 from sisu_kodo.api import service, views
 from sisu_kodo.api.deps import ApiState, StateDep
+from sisu_kodo.api.errors import error_responses
 from sisu_kodo.contracts.runs import (
     Accepted,
     ApprovePlan,
@@ -23,6 +24,7 @@ from sisu_kodo.contracts.runs import (
     RunStatus,
     RunView,
 )
+from sisu_kodo.contracts.text import IdPath
 from sisu_kodo.db import runs
 from sisu_kodo.errors import IllegalStateError, InvalidRequestError
 
@@ -31,36 +33,48 @@ router = APIRouter(prefix="/runs", tags=["runs"])
 STREAM_POLL_SECONDS = 0.25
 
 
-@router.get("/{run_id}", response_model=RunView)
-def get_run(run_id: str, state: StateDep) -> RunView:
+@router.get("/{run_id}", response_model=RunView, responses=error_responses(404))
+def get_run(run_id: IdPath, state: StateDep) -> RunView:
     """The RunView: status, steps with outputs, and artifacts."""
     with state.engine.connect() as conn:
         return views.build_run_view(conn, run_id=run_id, settings=state.settings)
 
 
-@router.post("/{run_id}/approve-plan", status_code=status.HTTP_202_ACCEPTED)
-def approve_plan(run_id: str, body: ApprovePlan, state: StateDep) -> Accepted:
+@router.post(
+    "/{run_id}/approve-plan",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=error_responses(400, 404, 409),
+)
+def approve_plan(run_id: IdPath, body: ApprovePlan, state: StateDep) -> Accepted:
     """Open the gate: the decided tasks fan out. Only while the run waits for approval."""
     with state.gateway.unit_of_work(state.engine) as unit:
         return service.approve_plan(unit, run_id=run_id, body=body)
 
 
-@router.post("/{run_id}/retry", status_code=status.HTTP_202_ACCEPTED)
-def retry_run(run_id: str, state: StateDep) -> RetryAccepted:
+@router.post(
+    "/{run_id}/retry", status_code=status.HTTP_202_ACCEPTED, responses=error_responses(404, 409)
+)
+def retry_run(run_id: IdPath, state: StateDep) -> RetryAccepted:
     """Resume a failed run from the failed step: same runId, succeeded tasks kept."""
     with state.gateway.unit_of_work(state.engine) as unit:
         return service.retry_run(unit, run_id=run_id)
 
 
-@router.post("/{run_id}/cancel", status_code=status.HTTP_202_ACCEPTED)
-def cancel_run(run_id: str, state: StateDep) -> Accepted:
+@router.post(
+    "/{run_id}/cancel", status_code=status.HTTP_202_ACCEPTED, responses=error_responses(404, 409)
+)
+def cancel_run(run_id: IdPath, state: StateDep) -> Accepted:
     """Stop the run and its in-flight tasks; status becomes canceled."""
     with state.gateway.unit_of_work(state.engine) as unit:
         return service.cancel_run(unit, run_id=run_id)
 
 
-@router.post("/{run_id}/events", status_code=status.HTTP_202_ACCEPTED)
-def post_event(run_id: str, body: RunEventIn, state: StateDep) -> Accepted:
+@router.post(
+    "/{run_id}/events",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=error_responses(400, 404, 409),
+)
+def post_event(run_id: IdPath, body: RunEventIn, state: StateDep) -> Accepted:
     """A human's answer at the gate: `approve-plan` or `reject-plan`."""
     with state.gateway.unit_of_work(state.engine) as unit:
         run = runs.require_run(unit.conn, run_id=run_id)
@@ -93,9 +107,9 @@ def _payload(model: type[Any], payload: dict[str, Any]) -> Any:
 @router.get(
     "/{run_id}/events",
     response_model=list[RunEventView],
-    responses={200: {"content": {"text/event-stream": {}}}},
+    responses={200: {"content": {"text/event-stream": {}}}, **error_responses(404)},
 )
-def list_events(run_id: str, request: Request, state: StateDep) -> Any:
+def list_events(run_id: IdPath, request: Request, state: StateDep) -> Any:
     """Phase transitions, oldest first; `Accept: text/event-stream` streams them live."""
     with state.engine.connect() as conn:
         run = runs.require_run(conn, run_id=run_id)
@@ -119,7 +133,7 @@ async def _stream(
         await asyncio.sleep(STREAM_POLL_SECONDS)
 
 
-def _read_events(state: ApiState, run_id: str, after: int) -> tuple[list[RunEventView], bool]:
+def _read_events(state: ApiState, run_id: IdPath, after: int) -> tuple[list[RunEventView], bool]:
     with state.engine.connect() as conn:
         run = runs.require_run(conn, run_id=run_id)
         return views.list_event_views(conn, run_id=run_id, after_seq=after), run.status.terminal
