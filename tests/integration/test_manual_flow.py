@@ -185,3 +185,36 @@ def test_run_view_shape_and_step_records(client: SisuClient, db: sa.Engine) -> N
     assert approval[0].tasks_sha256 == decide["tasksSha256"]
     assert approval[0].plan_sha256 == decide["planSha256"]
     assert wait_status(client, run.runId, RunStatus.SUCCEEDED).status is RunStatus.SUCCEEDED
+
+
+# Manual section 2, "Infra Outage Recovery", with the retry line verbatim.
+MANUAL_RETRY = textwrap.dedent(
+    r"""
+    set -euo pipefail
+    I=$(curl -sS -X POST $BASE/intents -d '{"goal":"please fail me","inputs":{},"constraints":{}}' | jq -r .intentId)
+    R=$(curl -sS -X POST $BASE/intents/$I/run -d '{"recipeName":"sandbox-default","queuePartitionKey":"tenant-alpha","workload":{"concurrency":2,"steps":3}}' | jq -r .runId)
+    echo "RUN=$R"
+    for _ in $(seq 1 300); do [ "$(curl -sS $BASE/runs/$R | jq -r .status)" = waiting_input ] && break; sleep 0.1; done
+    curl -sS -X POST $BASE/runs/$R/approve-plan -d '{"approvedBy":"ops-lead"}' > /dev/null
+    for _ in $(seq 1 300); do [ "$(curl -sS $BASE/runs/$R | jq -r .status)" = retries_exceeded ] && break; sleep 0.1; done
+    curl -sS $BASE/runs/$R | jq -c '{status, nextAction}'
+    curl -sS -X POST $BASE/runs/$R/retry | jq # Returns same runId, resumes from failed step
+    """
+)
+
+
+def test_manual_infra_outage_retry_verbatim(stack: Stack, tmp_path) -> None:
+    done = subprocess.run(
+        ["bash", "-c", MANUAL_RETRY],
+        env={"BASE": stack.base_url, "PATH": "/usr/bin:/bin:/usr/local/bin"},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    run_id = done.stdout.split("RUN=")[1].split()[0]
+    assert '{"status":"retries_exceeded","nextAction":"REPAIR"}' in done.stdout
+    retry = json.loads(done.stdout[done.stdout.index("{\n") :])
+    assert retry["runId"] == run_id
+    assert retry["fromStep"] == "ExecuteST" and retry["retryCount"] == 1
