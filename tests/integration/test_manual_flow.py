@@ -6,6 +6,7 @@ import json
 import shutil
 import subprocess
 import textwrap
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -57,18 +58,24 @@ MANUAL_L01_L03 = textwrap.dedent(
 )
 
 
-def test_manual_l01_to_l03_verbatim_with_curl_and_jq(stack: Stack, db: sa.Engine, tmp_path) -> None:
+def run_manual(script: str, stack: Stack, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run the manual's shell lines with BASE pointing at the stack, as an operator would."""
     for tool in ("curl", "jq", "bash"):
         assert shutil.which(tool), f"the manual's commands need {tool} on PATH"
     done = subprocess.run(
-        ["bash", "-c", MANUAL_L01_L03],
+        ["bash", "-c", script],
         env={"BASE": stack.base_url, "PATH": "/usr/bin:/bin:/usr/local/bin"},
-        cwd=tmp_path,
+        cwd=cwd,
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert done.returncode == 0, done.stderr
+    return done
+
+
+def test_manual_l01_to_l03_verbatim_with_curl_and_jq(stack: Stack, db: sa.Engine, tmp_path) -> None:
+    done = run_manual(MANUAL_L01_L03, stack, tmp_path)
     run_id = done.stdout.split("RUN=")[1].split()[0]
     assert "GATE=waiting_input/DecideST" in done.stdout
     assert '"accepted":true' in done.stdout
@@ -204,15 +211,7 @@ MANUAL_RETRY = textwrap.dedent(
 
 
 def test_manual_infra_outage_retry_verbatim(stack: Stack, tmp_path) -> None:
-    done = subprocess.run(
-        ["bash", "-c", MANUAL_RETRY],
-        env={"BASE": stack.base_url, "PATH": "/usr/bin:/bin:/usr/local/bin"},
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
+    done = run_manual(MANUAL_RETRY, stack, tmp_path)
     run_id = done.stdout.split("RUN=")[1].split()[0]
     assert '{"status":"retries_exceeded","nextAction":"REPAIR"}' in done.stdout
     retry = json.loads(done.stdout[done.stdout.index("{\n") :])
