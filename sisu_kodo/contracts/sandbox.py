@@ -37,6 +37,26 @@ _RETRYABLE = frozenset(
 )
 
 
+class FileIn(BaseModel):
+    """A working file placed in the sandbox before the command runs (path is relative)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: str
+    contentB64: str | None = None
+    artifactUri: str | None = None
+
+
+class FileOut(BaseModel):
+    """A file the command left in its work folder, collected after it ran."""
+
+    path: str
+    sha256: str
+    size: int
+    contentB64: str
+    truncated: bool = False
+
+
 class SandboxRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -47,6 +67,14 @@ class SandboxRequest(BaseModel):
     env: dict[str, str] = Field(default_factory=dict)
     timeoutMs: int = Field(ge=1)
     labels: dict[str, str] = Field(default_factory=dict)
+    files: list[FileIn] = Field(default_factory=list)
+    collect: list[str] = Field(
+        default_factory=list, description="Glob patterns of work-folder files to return."
+    )
+    cpu: float | None = Field(None, gt=0)
+    memoryMb: int | None = Field(None, ge=16)
+    network: bool = False
+    image: str | None = Field(None, description="Template (E2B) or image (Microsandbox).")
 
 
 class SandboxMetrics(BaseModel):
@@ -67,3 +95,7 @@ class SandboxResult(BaseModel):
     errMessage: str | None = None
     sandboxRef: str
     metrics: SandboxMetrics
+    filesOut: list[FileOut] = Field(default_factory=list)
+    isolation: str | None = Field(
+        None, description="How isolated the run was: microvm, namespaces, process, mock."
+    )

@@ -1,6 +1,6 @@
 """OpenCode port: compiles intents into structured plans."""
 
 from sisu_kodo.oc.factory import create_planner
-from sisu_kodo.oc.port import CompileRequest, Planner
+from sisu_kodo.oc.port import CompileRequest, Planner, PlanResult
 
-__all__ = ["CompileRequest", "Planner", "create_planner"]
+__all__ = ["CompileRequest", "PlanResult", "Planner", "create_planner"]

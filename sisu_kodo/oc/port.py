@@ -11,10 +11,21 @@ from sisu_kodo.contracts.plans import Plan
 
 class CompileRequest(BaseModel):
     runId: str
+    attempt: int = 1
     goal: str
     inputs: dict[str, Any]
     constraints: dict[str, Any]
     taskCount: int
+
+
+class PlanResult(BaseModel):
+    """A plan and where it came from: `live`, `fixture`, `builtin`, or `fallback` (a live
+    call failed and, outside strict mode, the built-in planner answered instead)."""
+
+    plan: Plan
+    source: str
+    callId: str | None = None
+    detail: str | None = None
 
 
 class Planner(Protocol):
@@ -22,4 +33,4 @@ class Planner(Protocol):
 
     mode: str
 
-    def compile(self, request: CompileRequest) -> Plan: ...
+    def compile(self, request: CompileRequest) -> PlanResult: ...

@@ -5,13 +5,16 @@ from __future__ import annotations
 import shlex
 
 from sisu_kodo.contracts.plans import Plan, PlanTask
-from sisu_kodo.oc.port import CompileRequest
+from sisu_kodo.oc.port import CompileRequest, PlanResult
 
 
 class ReplayPlanner:
     mode = "replay"
 
-    def compile(self, request: CompileRequest) -> Plan:
+    def compile(self, request: CompileRequest) -> PlanResult:
+        return PlanResult(plan=self.builtin_plan(request), source="builtin")
+
+    def builtin_plan(self, request: CompileRequest) -> Plan:
         goal = request.goal.strip()
         count = request.taskCount
         tasks = [

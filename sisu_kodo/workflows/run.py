@@ -38,8 +38,9 @@ def run_plan_workflow(run_id: str) -> str:
     with _failing_run_on_error(run_id, "planning"):
         plan, plan_sha256 = start["plan"], start["planSha256"]
         if plan is None:
-            plan = steps.compile_plan(start["request"])
-            plan_sha256 = steps.record_plan(run_id, plan)["planSha256"]
+            compiled = steps.compile_plan(start["request"])
+            plan = compiled["plan"]
+            plan_sha256 = steps.record_plan(run_id, compiled)["planSha256"]
         steps.decide_and_open_gate(run_id, plan, plan_sha256)
     return "waiting_input"
 

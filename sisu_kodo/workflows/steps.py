@@ -101,7 +101,7 @@ def _begin_plan(conn: sa.Connection, run_id: str) -> dict[str, Any] | None:
         detail={"resumeAt": resume_at.value, "retryCount": run.retry_count},
         allowed_from=frozenset({RunStatus.QUEUED}),
     )
-    _start(conn, run_id, resume_at)
+    attempt = _start(conn, run_id, resume_at)
     plan = None
     if compiled:
         stored = artifacts.read_artifact(conn, uri=compiled["planUri"])
@@ -110,6 +110,7 @@ def _begin_plan(conn: sa.Connection, run_id: str) -> dict[str, Any] | None:
     workload = Workload.model_validate(run.start_request["workload"])
     request = CompileRequest(
         runId=run_id,
+        attempt=attempt,
         goal=intent.goal,
         inputs=intent.inputs,
         constraints=intent.constraints,
@@ -123,25 +124,27 @@ def _begin_plan(conn: sa.Connection, run_id: str) -> dict[str, Any] | None:
 
 
 def compile_plan(request: dict[str, Any]) -> dict[str, Any]:
+    """Ask the planner; returns {"plan": ..., "source": ..., "callId": ..., "detail": ...}."""
     return DBOS.run_step({"name": StepId.COMPILE.value}, _compile_plan, request)
 
 
 def _compile_plan(request: dict[str, Any]) -> dict[str, Any]:
     runtime.chaos_pause("compile")
     compile_request = CompileRequest.model_validate(request)
-    plan = runtime.current().planner.compile(compile_request)
-    if not plan.tasks:
+    result = runtime.current().planner.compile(compile_request)
+    if not result.plan.tasks:
         raise AppError("the planner returned a plan with no tasks")
     # A planner may propose more tasks than the workload allows; the workload is the cap.
-    plan.tasks = plan.tasks[: compile_request.taskCount]
-    return plan.model_dump()
+    result.plan.tasks = result.plan.tasks[: compile_request.taskCount]
+    return result.model_dump()
 
 
-def record_plan(run_id: str, plan: dict[str, Any]) -> dict[str, Any]:
-    return _record("record_plan", _record_plan, run_id, plan)
+def record_plan(run_id: str, compiled: dict[str, Any]) -> dict[str, Any]:
+    return _record("record_plan", _record_plan, run_id, compiled)
 
 
-def _record_plan(conn: sa.Connection, run_id: str, plan: dict[str, Any]) -> dict[str, Any]:
+def _record_plan(conn: sa.Connection, run_id: str, compiled: dict[str, Any]) -> dict[str, Any]:
+    plan = compiled["plan"]
     stored = artifacts.put_artifact(
         conn,
         uri=artifact_uri(run_id, StepId.COMPILE, "plan_card"),
@@ -154,6 +157,9 @@ def _record_plan(conn: sa.Connection, run_id: str, plan: dict[str, Any]) -> dict
         "planUri": stored.uri,
         "planSha256": stored.sha256,
         "planner": runtime.current().planner.mode,
+        "planSource": compiled["source"],
+        "opencodeCallId": compiled.get("callId"),
+        "planNote": compiled.get("detail"),
         "goal": plan["goal"],
         "design": plan["design"],
         "risks": plan["risks"],

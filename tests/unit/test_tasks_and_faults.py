@@ -8,8 +8,14 @@ from sisu_kodo.workflows.tasks import derive_tasks, tasks_hash
 
 
 def _plan(n: int = 3) -> Plan:
-    return ReplayPlanner().compile(
-        CompileRequest(runId="run_a", goal="build logic", inputs={}, constraints={}, taskCount=n)
+    return (
+        ReplayPlanner()
+        .compile(
+            CompileRequest(
+                runId="run_a", goal="build logic", inputs={}, constraints={}, taskCount=n
+            )
+        )
+        .plan
     )
 
 
