@@ -132,6 +132,7 @@ def _compile_plan(request: dict[str, Any]) -> dict[str, Any]:
     runtime.chaos_pause("compile")
     compile_request = CompileRequest.model_validate(request)
     result = runtime.current().planner.compile(compile_request)
+    runtime.chaos_pause("compile_answered")  # a kill here: answered, not yet checkpointed
     if not result.plan.tasks:
         raise AppError("the planner returned a plan with no tasks")
     # A planner may propose more tasks than the workload allows; the workload is the cap.
