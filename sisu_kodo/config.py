@@ -162,6 +162,13 @@ class Settings(BaseSettings):
         gt=0,
         description="A worker whose heartbeat is older than this is dead.",
     )
+    artifact_max_bytes: int = Field(
+        1_048_576,
+        alias="SISU_ARTIFACT_MAX_BYTES",
+        ge=1024,
+        description="Cap per stored task artifact (stdout, stderr, file); longer is truncated"
+        " and marked so in the task's artifact index.",
+    )
 
     sweep_seconds: float = Field(
         2.0,

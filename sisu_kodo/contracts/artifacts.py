@@ -11,6 +11,7 @@ MEDIA_TYPES = {
     "artifact_index": "application/json",
     "stdout": "text/plain; charset=utf-8",
     "stderr": "text/plain; charset=utf-8",
+    "file": "application/octet-stream",
 }
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 FAULT_LABEL = "mock.fault"
 LATENCY_LABEL = "mock.latencyMs"
+OUTPUT_LABEL = "mock.outputBytes"
 SLOW_LATENCY_MS = 1000
 
 
@@ -41,12 +42,22 @@ def task_labels(
     fault, every_task = _fault_for(goal, constraints)
     if fault is not None and (every_task or index == count):
         labels[FAULT_LABEL] = fault.value
-    latency = constraints.get("mockLatencyMs")
-    if isinstance(latency, int) and not isinstance(latency, bool) and latency >= 0:
+    latency = _count(constraints.get("mockLatencyMs"))
+    if latency is not None:
         labels[LATENCY_LABEL] = str(latency)
     elif "slow" in goal.lower():
         labels[LATENCY_LABEL] = str(SLOW_LATENCY_MS)
+    output = _count(constraints.get("mockOutputBytes"))
+    if output is not None:
+        labels[OUTPUT_LABEL] = str(output)
     return labels
+
+
+def _count(value: Any) -> int | None:
+    """A non-negative int from constraints, or None (JSON booleans are not counts)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    return None
 
 
 def _fault_for(goal: str, constraints: dict[str, Any]) -> tuple[Fault | None, bool]:

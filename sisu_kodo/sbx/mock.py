@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from sisu_kodo.contracts.sandbox import ErrCode, SandboxMetrics, SandboxRequest, SandboxResult
-from sisu_kodo.sbx.faults import FAULT_LABEL, LATENCY_LABEL, Fault
+from sisu_kodo.sbx.faults import FAULT_LABEL, LATENCY_LABEL, OUTPUT_LABEL, Fault
 from sisu_kodo.sbx.port import ProviderHealth
 
 FLAKY_FAILING_ATTEMPTS = 2
@@ -39,6 +39,7 @@ class MockSandboxProvider:
                 errCode=err,
                 errMessage=stderr.strip() or None,
                 sandboxRef=ref,
+                isolation="mock",
                 metrics=SandboxMetrics(
                     wallMs=int((time.monotonic() - started) * 1000), bootMs=0, cpuMs=0
                 ),
@@ -57,4 +58,5 @@ class MockSandboxProvider:
             return result(
                 ErrCode.CMD_NONZERO, 1, stderr=f"mock: `{request.command}` exited with 1\n"
             )
-        return result(ErrCode.NONE, 0, stdout=f"OK: {request.command}\n")
+        padding = "x" * int(request.labels.get(OUTPUT_LABEL, 0))
+        return result(ErrCode.NONE, 0, stdout=f"OK: {request.command}\n{padding}")

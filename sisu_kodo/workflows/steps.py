@@ -9,6 +9,7 @@ Two kinds:
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from collections.abc import Callable
@@ -385,20 +386,25 @@ def _record_task_outcome(
     task_key = task["taskKey"]
     prefix = f"attempt/{outcome.attempt}"
     items = []
-    for kind, text in (("stdout", outcome.stdout), ("stderr", outcome.stderr)):
-        if text:
-            stored = artifacts.put_artifact(
-                conn,
-                uri=artifact_uri(run_id, StepId.EXECUTE, f"{prefix}/{kind}", task_key),
-                run_id=run_id,
-                step_id=StepId.EXECUTE,
-                task_key=task_key,
-                kind=kind,
-                content=text.encode(),
-            )
-            items.append(
-                {"kind": kind, "uri": stored.uri, "sha256": stored.sha256, "size": stored.size}
-            )
+    for kind, name, content, truncated in _task_outputs(outcome):
+        stored = artifacts.put_artifact(
+            conn,
+            uri=artifact_uri(run_id, StepId.EXECUTE, f"{prefix}/{name}", task_key),
+            run_id=run_id,
+            step_id=StepId.EXECUTE,
+            task_key=task_key,
+            kind=kind,
+            content=content,
+        )
+        items.append(
+            {
+                "kind": kind,
+                "uri": stored.uri,
+                "sha256": stored.sha256,
+                "size": stored.size,
+                "truncated": truncated,
+            }
+        )
     index = artifacts.put_artifact(
         conn,
         uri=artifact_uri(run_id, StepId.EXECUTE, f"{prefix}/index", task_key),
@@ -410,9 +416,12 @@ def _record_task_outcome(
             {
                 "taskKey": task_key,
                 "attempt": outcome.attempt,
+                "provider": outcome.provider,
+                "isolation": outcome.isolation,
                 "errCode": outcome.errCode.value,
                 "exitCode": outcome.exitCode,
                 "sandboxRef": outcome.sandboxRef,
+                "metrics": outcome.metrics.model_dump(exclude_none=True),
                 "items": items,
             }
         ).encode(),
@@ -434,6 +443,22 @@ def _record_task_outcome(
         )
         .model_dump()
     )
+
+
+def _task_outputs(outcome: SandboxResult) -> list[tuple[str, str, bytes, bool]]:
+    """(kind, name, bytes, truncated) of what a task produced, each cut at the artifact cap."""
+    cap = runtime.current().settings.artifact_max_bytes
+    outputs = []
+    for kind, text in (("stdout", outcome.stdout), ("stderr", outcome.stderr)):
+        if text:
+            raw = text.encode()
+            outputs.append((kind, kind, raw[:cap], len(raw) > cap))
+    for produced in outcome.filesOut:
+        raw = base64.b64decode(produced.contentB64)
+        outputs.append(
+            ("file", f"files/{produced.path}", raw[:cap], produced.truncated or len(raw) > cap)
+        )
+    return outputs
 
 
 def finish_execute(run_id: str, outcomes: list[dict[str, Any]]) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import sqlalchemy as sa
 
@@ -63,3 +65,15 @@ def test_time_me_out_is_a_retried_timeout(client: SisuClient) -> None:
     failed = [t for t in execute_tasks(run) if t["status"] == "failed"]
     assert [t["errCode"] for t in failed] == ["TIMEOUT"]
     assert failed[0]["attempt"] == 3
+
+
+def test_large_output_is_capped_and_marked_truncated(client: SisuClient) -> None:
+    run = run_to_end(client, steps=1, constraints={"mockOutputBytes": 10_000})
+    assert run.status is RunStatus.SUCCEEDED
+    (task,) = execute_tasks(run)
+    index_uri = next(uri for uri in task["artifacts"] if uri.endswith("/index"))
+    index = json.loads(client.artifact(index_uri))
+    stdout = next(item for item in index["items"] if item["kind"] == "stdout")
+    assert stdout["truncated"] is True and stdout["size"] == 4096
+    assert len(client.artifact(stdout["uri"])) == 4096
+    assert index["isolation"] == "mock" and index["metrics"]["wallMs"] >= 0
