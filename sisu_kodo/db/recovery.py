@@ -1,4 +1,4 @@
-"""What the recovery sweep needs from DBOS's system tables."""
+"""What the workers read from DBOS's system tables: dead executors' work, child progress."""
 
 from __future__ import annotations
 
@@ -32,3 +32,20 @@ def pending_workflows(
         {"app": app_name, "executor": executor_id},
     ).all()
     return [(row[0], row[1]) for row in rows]
+
+
+FINISHED_STATUSES = ("SUCCESS", "ERROR", "CANCELLED", "MAX_RECOVERY_ATTEMPTS_EXCEEDED")
+
+
+def finished_workflows(
+    sys_conn: sa.Connection, *, workflow_ids: list[str], schema: str = "dbos"
+) -> dict[str, str]:
+    """{workflow id: final status} of those among `workflow_ids` that have ended."""
+    rows = sys_conn.execute(
+        sa.text(
+            f'SELECT workflow_uuid, status FROM "{schema}".workflow_status'
+            " WHERE workflow_uuid = ANY(:ids) AND status = ANY(:done)"
+        ),
+        {"ids": workflow_ids, "done": list(FINISHED_STATUSES)},
+    ).all()
+    return {row[0]: row[1] for row in rows}

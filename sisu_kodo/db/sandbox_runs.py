@@ -35,9 +35,10 @@ def record_attempt(
     response: dict[str, Any],
     err_code: str,
     metrics: dict[str, Any],
-) -> None:
-    """Write one attempt's row; a replayed write of the same attempt is ignored."""
-    conn.execute(
+) -> bool:
+    """Write one attempt's row; False when the attempt was already recorded (the first
+    execution of an attempt wins, so a re-run after a crash changes nothing)."""
+    result = conn.execute(
         sa.text(
             """
             INSERT INTO app.sbx_runs (run_id, step_id, task_key, attempt, provider, request,
@@ -63,6 +64,35 @@ def record_attempt(
             "metrics": metrics,
         },
     )
+    return result.rowcount == 1
+
+
+def read_attempt(
+    conn: sa.Connection, *, run_id: str, step_id: str, task_key: str, attempt: int
+) -> AttemptRow | None:
+    row = conn.execute(
+        sa.text(
+            "SELECT task_key, attempt, provider, response, err_code, metrics, created_at"
+            " FROM app.sbx_runs WHERE run_id = :run_id AND step_id = :step_id"
+            " AND task_key = :task_key AND attempt = :attempt"
+        ),
+        {"run_id": run_id, "step_id": step_id, "task_key": task_key, "attempt": attempt},
+    ).one_or_none()
+    return AttemptRow(*row) if row else None
+
+
+def succeeded_task_keys(
+    conn: sa.Connection, *, run_id: str, step_id: str, task_keys: list[str]
+) -> list[str]:
+    """Which of `task_keys` have a succeeded attempt."""
+    rows = conn.execute(
+        sa.text(
+            "SELECT DISTINCT task_key FROM app.sbx_runs WHERE run_id = :run_id"
+            " AND step_id = :step_id AND task_key = ANY(:keys) AND err_code = 'NONE'"
+        ),
+        {"run_id": run_id, "step_id": step_id, "keys": task_keys},
+    ).all()
+    return sorted(row[0] for row in rows)
 
 
 def receipt_key(run_id: str, task_key: str) -> str:

@@ -48,7 +48,12 @@ def run_worker(settings: Settings) -> None:
     )
     datasource = SQLAlchemyDatasource.create(sqlalchemy_url(settings.database_url))
     rt = runtime.Runtime(
-        settings=settings, engine=engine, datasource=datasource, planner=planner, sandbox=sandbox
+        settings=settings,
+        engine=engine,
+        system_engine=system_engine,
+        datasource=datasource,
+        planner=planner,
+        sandbox=sandbox,
     )
     runtime.bind(rt)
     DBOS(

@@ -15,9 +15,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from dbos import DBOS, SetEnqueueOptions, SetWorkflowID, WorkflowHandle
+from dbos import DBOS, SetEnqueueOptions, SetWorkflowID
 from dbos._error import DBOSException
 
+from sisu_kodo.errors import AppError
 from sisu_kodo.workflows import steps
 from sisu_kodo.workflows.names import (
     EXECUTE_WORKFLOW,
@@ -26,8 +27,6 @@ from sisu_kodo.workflows.names import (
     TASK_WORKFLOW,
     task_workflow_id,
 )
-
-RESULT_POLL_SECONDS = 0.05
 
 
 @DBOS.workflow(name=PLAN_WORKFLOW)
@@ -51,14 +50,14 @@ def run_execute_workflow(run_id: str) -> str:
     if execution is None:
         return "skipped"
     with _failing_run_on_error(run_id, "execution"):
-        outcomes = _fan_out(
+        _fan_out(
             run_id,
             execution["tasks"],
             concurrency=execution["concurrency"],
             partition_key=execution["partitionKey"],
             retry_count=execution["retryCount"],
         )
-        return steps.finish_execute(run_id, execution["done"] + outcomes)
+        return steps.finish_execute(run_id)
 
 
 @contextmanager
@@ -78,8 +77,7 @@ def _failing_run_on_error(run_id: str, phase: str) -> Iterator[None]:
 
 @DBOS.workflow(name=TASK_WORKFLOW)
 def sandbox_task_workflow(run_id: str, task: dict[str, Any]) -> dict[str, Any]:
-    result = steps.run_sandbox_task(run_id, task)
-    return steps.record_task_outcome(run_id, task, result)
+    return steps.run_sandbox_task(run_id, task)
 
 
 def _fan_out(
@@ -89,22 +87,32 @@ def _fan_out(
     concurrency: int,
     partition_key: str,
     retry_count: int,
-) -> list[dict[str, Any]]:
-    """Keep at most `concurrency` child workflows of this run in flight (a sliding window)."""
-    in_flight: list[WorkflowHandle[dict[str, Any]]] = []
-    outcomes: list[dict[str, Any]] = []
+) -> None:
+    """Keep at most `concurrency` task workflows of this run in flight (a sliding window).
+
+    Outcomes are not collected here: each task workflow records its own in the ledger,
+    and finish_execute aggregates them from there.
+    """
+    in_flight: dict[str, str] = {}  # task workflow id -> taskKey
     for task in tasks:
-        if len(in_flight) >= concurrency:
-            done = DBOS.wait_first(in_flight, polling_interval_sec=RESULT_POLL_SECONDS)
-            in_flight.remove(done)
-            outcomes.append(done.get_result(polling_interval_sec=RESULT_POLL_SECONDS))
+        while len(in_flight) >= concurrency:
+            _release_finished(run_id, in_flight)
+        workflow_id = task_workflow_id(task["taskKey"], retry_count)
         # The child id comes from the taskKey, so a replay re-attaches instead of duplicating.
         with (
-            SetWorkflowID(task_workflow_id(task["taskKey"], retry_count)),
+            SetWorkflowID(workflow_id),
             SetEnqueueOptions(queue_partition_key=partition_key),
         ):
-            in_flight.append(DBOS.enqueue_workflow(SBX_QUEUE, sandbox_task_workflow, run_id, task))
-    outcomes.extend(
-        handle.get_result(polling_interval_sec=RESULT_POLL_SECONDS) for handle in in_flight
-    )
-    return outcomes
+            DBOS.enqueue_workflow(SBX_QUEUE, sandbox_task_workflow, run_id, task)
+        in_flight[workflow_id] = task["taskKey"]
+    while in_flight:
+        _release_finished(run_id, in_flight)
+
+
+def _release_finished(run_id: str, in_flight: dict[str, str]) -> None:
+    """Wait for some task workflows to end, commit their receipts, free their slots."""
+    ended = steps.await_tasks(list(in_flight))
+    broken = {wid: status for wid, status in ended.items() if status != "SUCCESS"}
+    if broken:
+        raise AppError(f"task workflow(s) ended abnormally: {broken}", broken)
+    steps.record_receipts(run_id, [in_flight.pop(workflow_id) for workflow_id in ended])

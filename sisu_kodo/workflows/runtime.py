@@ -22,6 +22,7 @@ from sisu_kodo.sbx.port import SandboxProvider
 class Runtime:
     settings: Settings
     engine: sa.Engine
+    system_engine: sa.Engine
     datasource: SQLAlchemyDatasource
     planner: Planner
     sandbox: SandboxProvider

@@ -26,11 +26,10 @@ from sisu_kodo.contracts.runs import (
     NextAction,
     RunStatus,
     StepId,
-    TaskView,
     Workload,
 )
 from sisu_kodo.contracts.sandbox import ErrCode, SandboxRequest, SandboxResult
-from sisu_kodo.db import artifacts, executions, intents, runs, sandbox_runs
+from sisu_kodo.db import artifacts, executions, intents, recovery, runs, sandbox_runs
 from sisu_kodo.errors import AppError
 from sisu_kodo.oc.port import CompileRequest
 from sisu_kodo.sbx.failures import failure_result, normalise
@@ -40,6 +39,7 @@ from sisu_kodo.workflows.tasks import derive_tasks
 T = TypeVar("T")
 
 TASK_PREVIEW_LIMIT = 50
+TASK_POLL_SECONDS = 0.02
 NON_TERMINAL = frozenset({RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.WAITING_INPUT})
 
 
@@ -242,9 +242,8 @@ def _decide_and_open_gate(
 def begin_execute(run_id: str) -> dict[str, Any] | None:
     """Check the approval binds to the decided tasks and start an ExecuteST attempt.
 
-    Returns the tasks still to run (with the attempt number their new round starts
-    after) and the views of tasks that already succeeded, which are never re-executed.
-    None when the run is not (or no longer) approved and queued.
+    Returns the tasks still to run, each with the attempt number its new round starts
+    after. None when the run is not (or no longer) approved and queued.
     """
     return _record("begin_execute", _begin_execute, run_id)
 
@@ -288,15 +287,14 @@ def _begin_execute(conn: sa.Connection, run_id: str) -> dict[str, Any] | None:
         tasks=tasks,
         max_attempts=runtime.current().settings.task_max_attempts,
     )
-    to_run, done = [], []
-    for task, view in zip(tasks, views, strict=True):
-        if view.status == "succeeded":
-            done.append(view.model_dump())
-        else:
-            to_run.append({**task, "attemptOffset": view.attempt})
+    # Tasks that already succeeded (an earlier round of a retried run) are never re-run.
+    to_run = [
+        {**task, "attemptOffset": view.attempt}
+        for task, view in zip(tasks, views, strict=True)
+        if view.status != "succeeded"
+    ]
     return {
         "tasks": to_run,
-        "done": done,
         "concurrency": run.start_request["workload"]["concurrency"],
         "partitionKey": run.queue_partition_key,
         "retryCount": run.retry_count,
@@ -304,7 +302,12 @@ def _begin_execute(conn: sa.Connection, run_id: str) -> dict[str, Any] | None:
 
 
 def run_sandbox_task(run_id: str, task: dict[str, Any]) -> dict[str, Any]:
-    """Run one task through the sandbox port, retrying infrastructure failures."""
+    """Run one task through the sandbox port, retrying infrastructure failures.
+
+    Each attempt records itself (its `sbx_runs` row and its artifacts) before the step
+    returns; a receipt for a succeeded task is committed later, exactly once, by the
+    parent (`record_receipts`).
+    """
     settings = runtime.current().settings
     return DBOS.run_step(
         {
@@ -341,24 +344,51 @@ def _run_sandbox_attempt(run_id: str, task: dict[str, Any]) -> dict[str, Any]:
     except Exception as exc:  # a provider bug or outage must become an errCode, never success
         result = failure_result(request, rt.sandbox.name, exc, started)
     with rt.engine.begin() as conn:
-        sandbox_runs.record_attempt(
+        code = _record_attempt(conn, run_id, request, result, offset)
+    if ErrCode(code).retryable and round_attempt < rt.settings.task_max_attempts:
+        raise RetryableSandboxFailure(
+            f"task {spec.name} attempt {request.attempt}: {code}",
+            {"taskKey": spec.taskKey, "errCode": code},
+        )
+    return {"taskKey": spec.taskKey, "attempt": request.attempt, "errCode": code}
+
+
+def _record_attempt(
+    conn: sa.Connection,
+    run_id: str,
+    request: SandboxRequest,
+    result: SandboxResult,
+    offset: int,
+) -> str:
+    """Record one attempt and its artifacts; returns the errCode the ledger holds for it.
+
+    A step can run again after a crash; the attempt's first recorded execution wins and a
+    re-run's result (say, different stdout) is dropped, so ledger and artifacts agree.
+    """
+    recorded = sandbox_runs.record_attempt(
+        conn,
+        run_id=run_id,
+        step_id=StepId.EXECUTE,
+        task_key=request.taskKey,
+        attempt=request.attempt,
+        provider=result.provider,
+        request=request.model_dump(),
+        response=_response_of(result, offset),
+        err_code=result.errCode.value,
+        metrics=result.metrics.model_dump(exclude_none=True),
+    )
+    if not recorded:
+        earlier = sandbox_runs.read_attempt(
             conn,
             run_id=run_id,
             step_id=StepId.EXECUTE,
-            task_key=spec.taskKey,
+            task_key=request.taskKey,
             attempt=request.attempt,
-            provider=result.provider,
-            request=request.model_dump(),
-            response=_response_of(result, offset),
-            err_code=result.errCode.value,
-            metrics=result.metrics.model_dump(exclude_none=True),
         )
-    if result.errCode.retryable and round_attempt < rt.settings.task_max_attempts:
-        raise RetryableSandboxFailure(
-            f"task {spec.name} attempt {request.attempt}: {result.errCode.value}",
-            {"taskKey": spec.taskKey, "errCode": result.errCode.value},
-        )
-    return result.model_dump()
+        assert earlier is not None
+        return earlier.err_code
+    _store_task_artifacts(conn, run_id, result)
+    return result.errCode.value
 
 
 def _response_of(result: SandboxResult, attempt_offset: int) -> dict[str, Any]:
@@ -367,23 +397,16 @@ def _response_of(result: SandboxResult, attempt_offset: int) -> dict[str, Any]:
         "exitCode": result.exitCode,
         "errCode": result.errCode.value,
         "errMessage": result.errMessage,
+        "isolation": result.isolation,
         "stdoutBytes": len(result.stdout.encode()),
         "stderrBytes": len(result.stderr.encode()),
         "attemptOffset": attempt_offset,
     }
 
 
-def record_task_outcome(
-    run_id: str, task: dict[str, Any], result: dict[str, Any]
-) -> dict[str, Any]:
-    return _record("record_task_outcome", _record_task_outcome, run_id, task, result)
-
-
-def _record_task_outcome(
-    conn: sa.Connection, run_id: str, task: dict[str, Any], result: dict[str, Any]
-) -> dict[str, Any]:
-    outcome = SandboxResult.model_validate(result)
-    task_key = task["taskKey"]
+def _store_task_artifacts(conn: sa.Connection, run_id: str, outcome: SandboxResult) -> None:
+    """stdout, stderr and files out of one attempt, plus the attempt's artifact index."""
+    task_key = outcome.taskKey
     prefix = f"attempt/{outcome.attempt}"
     items = []
     for kind, name, content, truncated in _task_outputs(outcome):
@@ -405,7 +428,7 @@ def _record_task_outcome(
                 "truncated": truncated,
             }
         )
-    index = artifacts.put_artifact(
+    artifacts.put_artifact(
         conn,
         uri=artifact_uri(run_id, StepId.EXECUTE, f"{prefix}/index", task_key),
         run_id=run_id,
@@ -426,23 +449,6 @@ def _record_task_outcome(
             }
         ).encode(),
     )
-    if outcome.errCode is ErrCode.NONE:
-        sandbox_runs.record_receipt(conn, run_id=run_id, task_key=task_key)
-    return (
-        TaskView.pending(task)
-        .model_copy(
-            update={
-                "status": "succeeded" if outcome.errCode is ErrCode.NONE else "failed",
-                "errCode": outcome.errCode.value,
-                "exitCode": outcome.exitCode,
-                "attempt": outcome.attempt,
-                "wallMs": outcome.metrics.wallMs,
-                "sandboxRef": outcome.sandboxRef,
-                "artifacts": sorted([index.uri, *(item["uri"] for item in items)]),
-            }
-        )
-        .model_dump()
-    )
 
 
 def _task_outputs(outcome: SandboxResult) -> list[tuple[str, str, bytes, bool]]:
@@ -461,12 +467,54 @@ def _task_outputs(outcome: SandboxResult) -> list[tuple[str, str, bytes, bool]]:
     return outputs
 
 
-def finish_execute(run_id: str, outcomes: list[dict[str, Any]]) -> str:
-    return _record("finish_execute", _finish_execute, run_id, outcomes)
+def await_tasks(workflow_ids: list[str]) -> dict[str, str]:
+    """Block until at least one of the task workflows has ended; return every ended one.
+
+    One checkpointed step frees as many slots of the fan-out window as have finished,
+    instead of one recorded wait and one recorded result per task.
+    """
+    return DBOS.run_step({"name": "await_tasks"}, _await_tasks, workflow_ids)
 
 
-def _finish_execute(conn: sa.Connection, run_id: str, outcomes: list[dict[str, Any]]) -> str:
-    ordered = sorted(outcomes, key=lambda outcome: outcome["index"])
+def _await_tasks(workflow_ids: list[str]) -> dict[str, str]:
+    rt = runtime.current()
+    while True:
+        with rt.system_engine.connect() as conn:
+            ended = recovery.finished_workflows(conn, workflow_ids=workflow_ids)
+        if ended:
+            return ended
+        time.sleep(TASK_POLL_SECONDS)
+
+
+def record_receipts(run_id: str, task_keys: list[str]) -> int:
+    """Commit one receipt per succeeded task among `task_keys`, exactly once (a batch)."""
+    return _record("record_receipts", _record_receipts, run_id, task_keys)
+
+
+def _record_receipts(conn: sa.Connection, run_id: str, task_keys: list[str]) -> int:
+    succeeded = sandbox_runs.succeeded_task_keys(
+        conn, run_id=run_id, step_id=StepId.EXECUTE, task_keys=task_keys
+    )
+    for task_key in succeeded:
+        sandbox_runs.record_receipt(conn, run_id=run_id, task_key=task_key)
+    return len(succeeded)
+
+
+def finish_execute(run_id: str) -> str:
+    """Aggregate every task's latest attempt from the ledger into ExecuteST's output."""
+    return _record("finish_execute", _finish_execute, run_id)
+
+
+def _finish_execute(conn: sa.Connection, run_id: str) -> str:
+    ordered = [
+        view.model_dump()
+        for view in executions.task_views(
+            conn,
+            run_id=run_id,
+            tasks=executions.decided_tasks(conn, run_id=run_id),
+            max_attempts=runtime.current().settings.task_max_attempts,
+        )
+    ]
     failed = [outcome for outcome in ordered if outcome["status"] != "succeeded"]
     output = {
         "errCode": failed[0]["errCode"] if failed else ErrCode.NONE.value,
