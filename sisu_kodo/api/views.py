@@ -16,21 +16,27 @@ from sisu_kodo.contracts.runs import (
     RunView,
     StepId,
     StepView,
+    TaskPage,
 )
-from sisu_kodo.db import artifacts, executions, runs, workers
+from sisu_kodo.db import artifacts, executions, runs, sandbox_runs, workers
 
 
 def iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment else None
 
 
+TASKS_IN_VIEW = 100
+
+
 def build_run_view(conn: sa.Connection, *, run_id: str, settings: Settings) -> RunView:
     run = runs.require_run(conn, run_id=run_id)
     step_views = []
-    for step in runs.list_steps(conn, run_id=run_id):
+    for step in runs.list_steps(conn, run_id=run_id, tasks_limit=TASKS_IN_VIEW):
         output = step.output
         if step.step_id == StepId.EXECUTE and step.finished_at is None:
             output = _live_execution(conn, run_id=run_id, settings=settings)
+        elif output is not None and step.task_total is not None:
+            output["raw"] = _summarised(output["raw"], run_id, step.task_total)
         step_views.append(
             StepView(
                 stepId=step.step_id,
@@ -76,20 +82,52 @@ def build_run_view(conn: sa.Connection, *, run_id: str, settings: Settings) -> R
     )
 
 
+def _summarised(raw: dict[str, Any], run_id: str, total: int) -> dict[str, Any]:
+    """A large run's task list is cut to a page, with the link to all of it."""
+    if total > TASKS_IN_VIEW:
+        raw.update(tasksTruncated=True, taskCount=total, tasksUri=f"/runs/{run_id}/tasks")
+    return raw
+
+
 def _live_execution(conn: sa.Connection, *, run_id: str, settings: Settings) -> dict[str, Any]:
-    """ExecuteST's output while it runs: every decided task with its latest attempt."""
+    """ExecuteST's output while it runs: counts, and the first tasks with their latest attempt."""
+    decided = executions.decided_tasks(conn, run_id=run_id)
+    page = task_page(conn, run_id=run_id, settings=settings, offset=0, limit=TASKS_IN_VIEW)
+    done = sandbox_runs.count_finished_tasks(
+        conn, run_id=run_id, step_id=StepId.EXECUTE, max_attempts=settings.task_max_attempts
+    )
+    return {
+        "taskCount": len(decided),
+        "completed": done,
+        "raw": _summarised({"tasks": page.tasks}, run_id, len(decided)),
+    }
+
+
+def task_page(
+    conn: sa.Connection, *, run_id: str, settings: Settings, offset: int, limit: int
+) -> TaskPage:
+    """A page of ExecuteST's tasks: the recorded output once finished, else the ledger's."""
+    runs.require_run(conn, run_id=run_id)
+    recorded = runs.read_task_page(
+        conn, run_id=run_id, step_id=StepId.EXECUTE, offset=offset, limit=limit
+    )
+    if recorded is not None:
+        tasks, total = recorded
+        return TaskPage(runId=run_id, total=total, offset=offset, limit=limit, tasks=tasks)
+    decided = executions.decided_tasks(conn, run_id=run_id)
     views = executions.task_views(
         conn,
         run_id=run_id,
-        tasks=executions.decided_tasks(conn, run_id=run_id),
+        tasks=decided[offset : offset + limit],
         max_attempts=settings.task_max_attempts,
     )
-    done = sum(1 for view in views if view.status in ("succeeded", "failed"))
-    return {
-        "taskCount": len(views),
-        "completed": done,
-        "raw": {"tasks": [view.model_dump() for view in views]},
-    }
+    return TaskPage(
+        runId=run_id,
+        total=len(decided),
+        offset=offset,
+        limit=limit,
+        tasks=[view.model_dump() for view in views],
+    )
 
 
 def _stuck_queue_hint(conn: sa.Connection, *, app_version: str, settings: Settings) -> str | None:

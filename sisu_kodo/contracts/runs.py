@@ -147,6 +147,16 @@ class TaskView(BaseModel):
         )
 
 
+class TaskPage(BaseModel):
+    """A page of ExecuteST's tasks (GET /runs/{id}/tasks)."""
+
+    runId: str
+    total: int
+    offset: int
+    limit: int
+    tasks: list[dict[str, Any]]
+
+
 class StepView(BaseModel):
     stepId: str
     phase: str

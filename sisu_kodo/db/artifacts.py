@@ -94,14 +94,16 @@ def list_artifacts(
     run_id: str,
     step: str | None = None,
     exclude_step: str | None = None,
+    task_keys: list[str] | None = None,
 ) -> list[ArtifactMeta]:
     rows = conn.execute(
         sa.text(
             f"SELECT {_META_COLUMNS} FROM app.artifacts WHERE run_id = :run_id"
             " AND (CAST(:step AS text) IS NULL OR step_id = :step)"
             " AND (CAST(:exclude AS text) IS NULL OR step_id <> :exclude)"
+            " AND (CAST(:keys AS text[]) IS NULL OR task_key = ANY(:keys))"
             " ORDER BY created_at, uri"
         ),
-        {"run_id": run_id, "step": step, "exclude": exclude_step},
+        {"run_id": run_id, "step": step, "exclude": exclude_step, "keys": task_keys},
     ).all()
     return [ArtifactMeta(*row) for row in rows]

@@ -29,8 +29,11 @@ def task_views(
 
     A retryable failure whose round still has attempts left shows as `retrying`.
     """
-    attempts = sandbox_runs.latest_attempts(conn, run_id=run_id, step_id=StepId.EXECUTE)
-    stored = artifacts.list_artifacts(conn, run_id=run_id, step=StepId.EXECUTE)
+    keys = [task["taskKey"] for task in tasks]
+    attempts = sandbox_runs.latest_attempts(
+        conn, run_id=run_id, step_id=StepId.EXECUTE, task_keys=keys
+    )
+    stored = artifacts.list_artifacts(conn, run_id=run_id, step=StepId.EXECUTE, task_keys=keys)
     uris: dict[tuple[str, int], list[str]] = {}
     for meta in stored:
         attempt = _attempt_of(meta.uri)

@@ -59,6 +59,7 @@ class StepRow:
     output: dict[str, Any] | None
     started_at: datetime
     finished_at: datetime | None
+    task_total: int | None = None  # when output.raw.tasks was cut to a page
 
 
 @dataclass(frozen=True)
@@ -288,20 +289,55 @@ def reopen_for_retry(conn: sa.Connection, *, run_id: str, from_step: str) -> Run
     return require_run(conn, run_id=run_id)
 
 
-def list_steps(conn: sa.Connection, *, run_id: str) -> list[StepRow]:
-    """The latest attempt of each step, in the order the steps started."""
+def list_steps(conn: sa.Connection, *, run_id: str, tasks_limit: int = 100) -> list[StepRow]:
+    """The latest attempt of each step, in the order the steps started.
+
+    An output's `raw.tasks` list (ExecuteST's, which can hold 10,000 entries) comes back
+    cut to its first `tasks_limit` entries, with the full length in `task_total`; the cut
+    happens in PostgreSQL so a large run's view stays cheap.
+    """
     rows = conn.execute(
         sa.text(
             """
-            SELECT step_id, phase, attempt, output, started_at, finished_at FROM (
+            SELECT step_id, phase, attempt,
+                   CASE WHEN jsonb_typeof(output->'raw'->'tasks') = 'array'
+                        THEN jsonb_set(output, '{raw,tasks}', jsonb_path_query_array(
+                            output->'raw'->'tasks', '$[0 to $last]',
+                            jsonb_build_object('last', CAST(:limit AS int) - 1)))
+                        ELSE output END,
+                   started_at, finished_at,
+                   CASE WHEN jsonb_typeof(output->'raw'->'tasks') = 'array'
+                        THEN jsonb_array_length(output->'raw'->'tasks') END
+            FROM (
                 SELECT DISTINCT ON (step_id) * FROM app.run_steps
                 WHERE run_id = :run_id ORDER BY step_id, attempt DESC
             ) latest ORDER BY started_at, step_id
             """
         ),
-        {"run_id": run_id},
+        {"run_id": run_id, "limit": tasks_limit},
     ).all()
     return [StepRow(*row) for row in rows]
+
+
+def read_task_page(
+    conn: sa.Connection, *, run_id: str, step_id: str, offset: int, limit: int
+) -> tuple[list[dict[str, Any]], int] | None:
+    """A page of a finished step's `raw.tasks` and the list's length; None if not finished."""
+    row = conn.execute(
+        sa.text(
+            """
+            SELECT jsonb_path_query_array(output->'raw'->'tasks', '$[$first to $last]',
+                       jsonb_build_object('first', CAST(:offset AS int),
+                                          'last', CAST(:offset AS int) + CAST(:limit AS int) - 1)),
+                   jsonb_array_length(output->'raw'->'tasks')
+            FROM app.run_steps WHERE run_id = :run_id AND step_id = :step_id
+              AND finished_at IS NOT NULL AND jsonb_typeof(output->'raw'->'tasks') = 'array'
+            ORDER BY attempt DESC LIMIT 1
+            """
+        ),
+        {"run_id": run_id, "step_id": step_id, "offset": offset, "limit": limit},
+    ).one_or_none()
+    return (row[0], row[1]) if row else None
 
 
 def read_step_output(conn: sa.Connection, *, run_id: str, step_id: str) -> dict[str, Any] | None:

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
 from sisu_kodo.canonical import sha256_hex
+from sisu_kodo.contracts.sandbox import ErrCode
 
 
 @dataclass(frozen=True)
@@ -121,17 +122,20 @@ def record_receipt(conn: sa.Connection, *, run_id: str, task_key: str) -> int:
     )
 
 
-def latest_attempts(conn: sa.Connection, *, run_id: str, step_id: str) -> dict[str, AttemptRow]:
+def latest_attempts(
+    conn: sa.Connection, *, run_id: str, step_id: str, task_keys: list[str] | None = None
+) -> dict[str, AttemptRow]:
     rows = conn.execute(
         sa.text(
             """
             SELECT DISTINCT ON (task_key) task_key, attempt, provider, response, err_code,
                    metrics, created_at
             FROM app.sbx_runs WHERE run_id = :run_id AND step_id = :step_id
+              AND (CAST(:keys AS text[]) IS NULL OR task_key = ANY(:keys))
             ORDER BY task_key, attempt DESC
             """
         ),
-        {"run_id": run_id, "step_id": step_id},
+        {"run_id": run_id, "step_id": step_id, "keys": task_keys},
     ).all()
     return {row[0]: AttemptRow(*row) for row in rows}
 
@@ -139,3 +143,31 @@ def latest_attempts(conn: sa.Connection, *, run_id: str, step_id: str) -> dict[s
 def count_attempts_by_code(conn: sa.Connection) -> dict[str, int]:
     rows = conn.execute(sa.text("SELECT err_code, COUNT(*) FROM app.sbx_runs GROUP BY 1")).all()
     return dict(rows)
+
+
+def count_finished_tasks(
+    conn: sa.Connection, *, run_id: str, step_id: str, max_attempts: int
+) -> int:
+    """Tasks whose latest attempt is final: succeeded, or failed with no retry left."""
+    return int(
+        conn.execute(
+            sa.text(
+                """
+                SELECT COUNT(*) FROM (
+                    SELECT DISTINCT ON (task_key) err_code, attempt,
+                           COALESCE((response->>'attemptOffset')::int, 0) AS round_offset
+                    FROM app.sbx_runs WHERE run_id = :run_id AND step_id = :step_id
+                    ORDER BY task_key, attempt DESC
+                ) latest
+                WHERE err_code = 'NONE' OR err_code = ANY(:final)
+                   OR attempt - round_offset >= :max_attempts
+                """
+            ),
+            {
+                "run_id": run_id,
+                "step_id": step_id,
+                "final": [code.value for code in ErrCode if not code.retryable],
+                "max_attempts": max_attempts,
+            },
+        ).scalar_one()
+    )

@@ -217,3 +217,26 @@ def test_manual_infra_outage_retry_verbatim(stack: Stack, tmp_path) -> None:
     retry = json.loads(done.stdout[done.stdout.index("{\n") :])
     assert retry["runId"] == run_id
     assert retry["fromStep"] == "ExecuteST" and retry["retryCount"] == 1
+
+
+def test_large_runs_are_summarised_with_a_paginated_task_list(
+    client: SisuClient, stack: Stack
+) -> None:
+    import httpx
+
+    run = run_to_end(client, steps=130, concurrency=32)
+    assert run.status is RunStatus.SUCCEEDED
+    execute = next(s for s in run.steps if s.stepId == "ExecuteST")
+    assert execute.output is not None
+    raw = execute.output["raw"]
+    assert len(raw["tasks"]) == 100 and raw["tasksTruncated"] is True
+    assert raw["taskCount"] == 130 and raw["tasksUri"] == f"/runs/{run.runId}/tasks"
+    assert execute.output["taskCount"] == 130 and execute.output["succeeded"] == 130
+    page = httpx.get(f"{stack.base_url}{raw['tasksUri']}", params={"offset": 100, "limit": 50})
+    body = page.json()
+    assert page.status_code == 200 and body["total"] == 130 and len(body["tasks"]) == 30
+    keys = [t["taskKey"] for t in raw["tasks"]] + [t["taskKey"] for t in body["tasks"]]
+    assert len(set(keys)) == 130
+    assert [t["index"] for t in body["tasks"]] == list(range(101, 131))
+    bad = httpx.get(f"{stack.base_url}{raw['tasksUri']}", params={"limit": 5000})
+    assert bad.status_code == 400 and bad.json()["code"] == "validation_error"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, status
+from fastapi import APIRouter, Query, Request, status
 from fastapi.concurrency import run_in_threadpool
 from pydantic import ValidationError
 from sse_starlette.sse import EventSourceResponse
@@ -23,6 +23,7 @@ from sisu_kodo.contracts.runs import (
     RunEventView,
     RunStatus,
     RunView,
+    TaskPage,
 )
 from sisu_kodo.contracts.text import IdPath
 from sisu_kodo.db import runs
@@ -38,6 +39,20 @@ def get_run(run_id: IdPath, state: StateDep) -> RunView:
     """The RunView: status, steps with outputs, and artifacts."""
     with state.engine.connect() as conn:
         return views.build_run_view(conn, run_id=run_id, settings=state.settings)
+
+
+@router.get("/{run_id}/tasks", response_model=TaskPage, responses=error_responses(400, 404))
+def list_tasks(
+    run_id: IdPath,
+    state: StateDep,
+    offset: Annotated[int, Query(ge=0, lt=2**31)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 500,
+) -> TaskPage:
+    """ExecuteST's tasks, a page at a time (the RunView shows only the first ones)."""
+    with state.engine.connect() as conn:
+        return views.task_page(
+            conn, run_id=run_id, settings=state.settings, offset=offset, limit=limit
+        )
 
 
 @router.post(
