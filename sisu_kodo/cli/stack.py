@@ -14,10 +14,11 @@ from pathlib import Path
 
 import httpx
 
-from sisu_kodo.config import Settings
+from sisu_kodo.config import OcMode, Settings
 from sisu_kodo.db.bootstrap import prepare_databases
 from sisu_kodo.db.embedded import resolve_database
 from sisu_kodo.db.engine import create_engine
+from sisu_kodo.oc.daemon import DaemonError, start_daemon, stop_daemon
 
 PID_FILE = "sisu-up.pid"
 STOP_GRACE_SECONDS = 15.0
@@ -132,7 +133,13 @@ def run_stack(settings: Settings, *, ready: Callable[[str, Path], None] | None =
     env = {**os.environ, "DATABASE_URL": settings.database_url}
     logs = settings.resolved_data_dir / "logs"
     children: list[Child] = []
+    opencode_started = False
     try:
+        if settings.oc_mode is not OcMode.REPLAY:
+            try:
+                opencode_started = start_daemon(settings).started
+            except DaemonError as exc:
+                raise StackError(f"OpenCode: {exc}") from exc
         worker = spawn_role("worker", env, logs / "worker.log")
         children.append(worker)
         api = spawn_role("api", env, logs / "api.log")
@@ -154,6 +161,8 @@ def run_stack(settings: Settings, *, ready: Callable[[str, Path], None] | None =
         return 0
     finally:
         terminate(children)
+        if opencode_started:
+            stop_daemon(settings)
         if embedded is not None:
             embedded.stop()
         path.unlink(missing_ok=True)

@@ -1,12 +1,25 @@
-"""OpenCode daemon health: `GET /global/health` on OC_BASE_URL."""
+"""OpenCode server health: `GET /global/health` on OC_BASE_URL, and the worker's start check.
+
+In strict mode (OC_STRICT_MODE=1, with OC_MODE live or record) a worker refuses to start,
+with one ConfigError line, when the provider key is missing, when the server is
+unreachable or unhealthy, or when the server is not configured with OC_PROVIDER.
+"""
 
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import dataclass
 
-import httpx
+from sisu_kodo.config import ConfigError, OcMode, Settings
+from sisu_kodo.oc import providers
+from sisu_kodo.oc.client import OpenCodeClient
+from sisu_kodo.oc.daemon import server_password
+from sisu_kodo.oc.port import PlannerError
 
-from sisu_kodo.config import OcMode, Settings
+log = logging.getLogger(__name__)
+
+HEALTH_POLL_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -20,18 +33,75 @@ class DaemonHealth:
         return self.reachable or not self.required
 
 
+def client_for(settings: Settings) -> OpenCodeClient:
+    return OpenCodeClient(
+        settings.opencode_url,
+        password=server_password(settings),
+        prompt_timeout=settings.oc_request_timeout_seconds,
+    )
+
+
 def check_daemon(settings: Settings, *, timeout: float = 3.0) -> DaemonHealth:
     required = settings.oc_mode is not OcMode.REPLAY
     url = f"{settings.opencode_url.rstrip('/')}/global/health"
-    try:
-        response = httpx.get(url, timeout=timeout)
-        body = response.json() if response.status_code == 200 else {}
-        healthy = bool(body.get("healthy"))
-        detail = f"{url}: HTTP {response.status_code}" + (
-            f", healthy, version {body.get('version', '?')}" if healthy else ", not healthy"
-        )
-    except (httpx.HTTPError, ValueError) as exc:
-        healthy, detail = False, f"{url}: unreachable ({type(exc).__name__})"
+    with client_for(settings) as client:
+        try:
+            body = client.health(timeout=timeout)
+            healthy = bool(body.get("healthy"))
+            detail = f"{url}: " + (
+                f"healthy, version {body.get('version', '?')}" if healthy else "not healthy"
+            )
+        except PlannerError as exc:
+            healthy, detail = False, f"{url}: {exc.message}"
     if not required:
         detail += f"; not needed with OC_MODE={settings.oc_mode.value}"
     return DaemonHealth(required=required, reachable=healthy, detail=detail)
+
+
+def check_credentials(settings: Settings) -> None:
+    """Settings-only checks, before any I/O: the provider is well-formed and, in strict
+    live/record mode, has a key."""
+    if settings.oc_mode is OcMode.REPLAY:
+        return
+    providers.validate_provider(settings)
+    if settings.oc_strict_mode and providers.api_key(settings) is None:
+        raise ConfigError(
+            f"OC_STRICT_MODE=1: no API key for OpenCode provider {settings.oc_provider!r}"
+            f" (set {providers.key_variable(settings)})"
+        )
+
+
+def await_opencode(settings: Settings) -> DaemonHealth:
+    """Wait (up to OC_STARTUP_TIMEOUT_SECONDS) for the server in live/record mode.
+
+    Strict mode turns every problem into a ConfigError; otherwise the worker starts anyway
+    and each failed call falls back to the built-in planner, marked on the run.
+    """
+    check_credentials(settings)
+    if settings.oc_mode is OcMode.REPLAY:
+        return check_daemon(settings, timeout=1.0)
+    deadline = time.monotonic() + settings.oc_startup_timeout_seconds
+    health = check_daemon(settings, timeout=2.0)
+    while not health.reachable and time.monotonic() < deadline:
+        time.sleep(HEALTH_POLL_SECONDS)
+        health = check_daemon(settings, timeout=2.0)
+    if not health.reachable:
+        if settings.oc_strict_mode:
+            raise ConfigError(
+                f"OC_STRICT_MODE=1: OpenCode is not healthy after"
+                f" {settings.oc_startup_timeout_seconds:g}s ({health.detail})"
+            )
+        log.warning("OpenCode not healthy (%s); plans will fall back to built-in", health.detail)
+        return health
+    if settings.oc_strict_mode:
+        with client_for(settings) as client:
+            try:
+                configured = client.provider_ids()
+            except PlannerError as exc:
+                raise ConfigError(f"OC_STRICT_MODE=1: {exc.message}") from exc
+        if settings.oc_provider not in configured:
+            raise ConfigError(
+                f"OC_STRICT_MODE=1: OpenCode at {settings.opencode_url} has no provider"
+                f" {settings.oc_provider!r} (it has: {', '.join(configured) or 'none'})"
+            )
+    return health

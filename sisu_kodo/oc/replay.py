@@ -1,18 +1,63 @@
-"""The deterministic planner: the same intent always yields the same plan, no model needed."""
+"""The deterministic planner: recorded fixtures first, else the built-in plan, no model needed."""
 
 from __future__ import annotations
 
 import shlex
 
 from sisu_kodo.contracts.plans import Plan, PlanTask
-from sisu_kodo.oc.port import CompileRequest, PlanResult
+from sisu_kodo.oc.fixtures import FixtureStore
+from sisu_kodo.oc.port import Answer, CompileRequest, PlannerError, PlanResult
+from sisu_kodo.oc.prompts import parse_plan, plan_ask
 
 
 class ReplayPlanner:
     mode = "replay"
 
+    def __init__(self, fixtures: FixtureStore | None = None) -> None:
+        self._fixtures = fixtures
+
     def compile(self, request: CompileRequest) -> PlanResult:
-        return PlanResult(plan=self.builtin_plan(request), source="builtin")
+        answer = self.answer(request)
+        assert answer.plan is not None
+        return PlanResult(plan=answer.plan, source=answer.source, detail=answer.detail)
+
+    def answer(self, request: CompileRequest) -> Answer:
+        ask = plan_ask(request)
+        base = Answer(
+            plan=None,
+            source="builtin",
+            agent=ask.agent,
+            schemaHash=ask.schema_hash,
+            prompt=ask.prompt,
+            promptVersion=ask.version,
+            fixtureKey=ask.fixture_key,
+        )
+        recorded = self._fixtures.read(ask.fixture_key) if self._fixtures else None
+        if recorded is None:
+            return base.model_copy(update={"plan": self.builtin_plan(request)})
+        assert self._fixtures is not None
+        where = self._fixtures.path(ask.fixture_key)
+        try:
+            plan = parse_plan(recorded.get("reply"))
+        except PlannerError as exc:
+            # A fixture that no longer fits the schema is a broken recording: fail loudly.
+            return base.model_copy(
+                update={
+                    "source": "fixture",
+                    "reply": recorded.get("reply"),
+                    "errorCode": exc.failure,
+                    "error": f"{exc.message} (fixture {where})",
+                }
+            )
+        return base.model_copy(
+            update={
+                "plan": plan,
+                "source": "fixture",
+                "reply": recorded.get("reply"),
+                "tokens": recorded.get("tokens") or {},
+                "detail": f"replayed {where} ({recorded.get('model', '?')})",
+            }
+        )
 
     def builtin_plan(self, request: CompileRequest) -> Plan:
         goal = request.goal.strip()

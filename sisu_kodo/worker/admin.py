@@ -13,6 +13,7 @@ from prometheus_client.core import GaugeMetricFamily, SummaryMetricFamily
 from prometheus_client.registry import Collector
 
 from sisu_kodo.db import metrics, runs, sandbox_runs
+from sisu_kodo.oc.health import check_daemon
 from sisu_kodo.workflows.runtime import Runtime
 
 
@@ -69,7 +70,9 @@ def create_admin_app(rt: Runtime, *, executor_id: str, system_engine: sa.Engine)
         except Exception as exc:  # report, don't crash, when the database is away
             database = f"error: {exc}"
         sandbox = rt.sandbox.health()
-        ok = database == "ok" and sandbox.ok
+        opencode = check_daemon(rt.settings, timeout=1.0)
+        # Only strict mode needs OpenCode up; otherwise plans fall back, marked on the run.
+        ok = database == "ok" and sandbox.ok and (opencode.ok or not rt.settings.oc_strict_mode)
         return JSONResponse(
             {
                 "ok": ok,
@@ -79,6 +82,11 @@ def create_admin_app(rt: Runtime, *, executor_id: str, system_engine: sa.Engine)
                 "database": database,
                 "planner": rt.planner.mode,
                 "sandbox": sandbox.model_dump(),
+                "opencode": {
+                    "required": opencode.required,
+                    "reachable": opencode.reachable,
+                    "detail": opencode.detail,
+                },
             },
             status_code=200 if ok else 503,
         )

@@ -20,6 +20,7 @@ from sisu_kodo.db.bootstrap import prepare_databases
 from sisu_kodo.db.embedded import resolve_database
 from sisu_kodo.db.engine import create_engine, sqlalchemy_url
 from sisu_kodo.oc import create_planner
+from sisu_kodo.oc.health import await_opencode
 from sisu_kodo.sbx import create_provider
 from sisu_kodo.worker.admin import create_admin_app
 from sisu_kodo.worker.heartbeat import Heartbeat
@@ -34,13 +35,16 @@ log = logging.getLogger("sisu_kodo.worker")
 
 def run_worker(settings: Settings) -> None:
     """Run until SIGTERM or SIGINT, then shut down cleanly."""
-    planner = create_planner(settings)
+    # Before any database work: a bad planner configuration, or (strict mode) a missing or
+    # unhealthy OpenCode, stops the worker with one line.
+    opencode = await_opencode(settings)
     sandbox = create_provider(settings)
     settings, embedded = resolve_database(settings)
     assert settings.database_url
     system_url = settings.system_database_url or settings.database_url
     engine = create_engine(settings.database_url)
     system_engine = create_engine(system_url, pool_size=2, max_overflow=2)
+    planner = create_planner(settings, engine)
     prepare_databases(engine, system_url)
     lease = ExecutorLease(engine)
     executor_id = lease.acquire(
@@ -96,10 +100,11 @@ def run_worker(settings: Settings) -> None:
         sweep.start()
         admin_thread.start()
         log.info(
-            "worker %s ready (app version %s, planner %s, sandbox %s, admin %s:%s)",
+            "worker %s ready (app version %s, planner %s [%s], sandbox %s, admin %s:%s)",
             executor_id,
             settings.app_version,
             planner.mode,
+            opencode.detail,
             sandbox.name,
             settings.host,
             settings.admin_port,

@@ -6,7 +6,6 @@ from sisu_kodo.config import (
     ConfigError,
     OcMode,
     SandboxMode,
-    SandboxProviderName,
     Settings,
     load_settings,
 )
@@ -36,7 +35,7 @@ def test_defaults_follow_the_manual() -> None:
     assert settings.opencode_url == "http://127.0.0.1:4096"
     assert settings.oc_mode is OcMode.REPLAY
     assert settings.sb_mode is SandboxMode.MOCK
-    assert settings.sbx_provider is SandboxProviderName.E2B
+    assert settings.sbx_provider is None  # auto: e2b with E2B_API_KEY, else local
     assert (settings.port, settings.admin_port) == (3001, 3002)
     assert settings.app_version == "v1"
     assert settings.oc_strict_mode is False

@@ -1,0 +1,68 @@
+"""The model provider OpenCode plans with, from settings: its key and its config block.
+
+`anthropic` and `openai` are OpenCode's built-in providers; any other OC_PROVIDER id is an
+OpenAI-compatible endpoint at OC_PROVIDER_BASE_URL (a hosted gateway, vLLM, Ollama, or the
+tests' stub model).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sisu_kodo.config import ConfigError, Settings
+
+BUILTIN_PROVIDERS = frozenset({"anthropic", "openai"})
+# The only variable the daemon passes the key in: one source, never an inherited *_API_KEY.
+KEY_ENV = "SISU_OC_PROVIDER_KEY"
+CUSTOM_MODEL_LIMITS = {"context": 128_000, "output": 8_000}
+
+
+def api_key(settings: Settings) -> str | None:
+    """OC_PROVIDER_API_KEY, else the built-in provider's own variable; None when unset."""
+    secret = settings.oc_provider_api_key
+    if secret is None and settings.oc_provider == "anthropic":
+        secret = settings.anthropic_api_key
+    if secret is None and settings.oc_provider == "openai":
+        secret = settings.openai_api_key
+    value = secret.get_secret_value().strip() if secret is not None else ""
+    return value or None
+
+
+def key_variable(settings: Settings) -> str:
+    """The variable an operator sets to give OC_PROVIDER its key (for error messages)."""
+    builtin = {"anthropic": "ANTHROPIC_API_KEY", "openai": "OPENAI_API_KEY"}
+    own = builtin.get(settings.oc_provider)
+    return f"OC_PROVIDER_API_KEY or {own}" if own else "OC_PROVIDER_API_KEY"
+
+
+def validate_provider(settings: Settings) -> None:
+    """A custom provider needs its endpoint; raises ConfigError naming the variable."""
+    if settings.oc_provider not in BUILTIN_PROVIDERS and not settings.oc_provider_base_url:
+        raise ConfigError(
+            f"OC_PROVIDER={settings.oc_provider!r} is not a built-in provider (anthropic, openai):"
+            " set OC_PROVIDER_BASE_URL to its OpenAI-compatible endpoint"
+        )
+
+
+def provider_config(settings: Settings) -> dict[str, Any]:
+    """OpenCode's `provider` entry for OC_PROVIDER; the key stays an `{env:}` reference."""
+    validate_provider(settings)
+    options: dict[str, Any] = {"apiKey": "{env:" + KEY_ENV + "}"}
+    if settings.oc_provider_base_url:
+        options["baseURL"] = settings.oc_provider_base_url
+    if settings.oc_provider in BUILTIN_PROVIDERS:
+        return {settings.oc_provider: {"options": options}}
+    return {
+        settings.oc_provider: {
+            "npm": "@ai-sdk/openai-compatible",
+            "name": f"{settings.oc_provider} (OpenAI-compatible)",
+            "options": options,
+            "models": {
+                settings.oc_model: {
+                    "name": settings.oc_model,
+                    "tool_call": True,
+                    "limit": CUSTOM_MODEL_LIMITS,
+                }
+            },
+        }
+    }
