@@ -13,6 +13,7 @@ class ProviderHealth(BaseModel):
     provider: str
     ok: bool
     detail: str = ""
+    isolation: str | None = None
 
 
 class SandboxProvider(Protocol):

@@ -1,0 +1,208 @@
+"""The Microsandbox provider: one local microVM per attempt through the `microsandbox` SDK 0.7.x.
+
+MicroVMs need hardware virtualization (VT-x/AMD-V). A host without it (nested PVM,
+most CI runners) still has /dev/kvm, but the guest kernel dies seconds after boot;
+so `health()` and `run()` check the CPU flags first and answer BOOT_FAIL with the
+reason at once, and every SDK call is bounded so a run never hangs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sisu_kodo.contracts.sandbox import (
+    ErrCode,
+    FileOut,
+    SandboxMetrics,
+    SandboxRequest,
+    SandboxResult,
+)
+from sisu_kodo.sbx.failures import classify_exception, classify_exit
+from sisu_kodo.sbx.files import (
+    ArtifactResolver,
+    FileTransferError,
+    capped_text,
+    file_in_bytes,
+    file_out,
+    safe_relpath,
+)
+from sisu_kodo.sbx.port import ProviderHealth
+
+T = TypeVar("T")
+SANDBOX_WORKDIR = "/workspace"
+_KILL_TIMEOUT_S = 5.0
+
+
+def virtualization_problem(
+    cpuinfo: Path = Path("/proc/cpuinfo"), kvm: Path = Path("/dev/kvm")
+) -> str | None:
+    """Why microVMs cannot boot on this host, or None when the prerequisites are there."""
+    if not kvm.exists():
+        return f"{kvm} is missing (KVM not available)"
+    try:
+        flags = {
+            flag
+            for line in cpuinfo.read_text().splitlines()
+            if line.startswith("flags")
+            for flag in line.partition(":")[2].split()
+        }
+    except OSError as exc:
+        return f"cannot read {cpuinfo}: {exc}"
+    if not flags & {"vmx", "svm"}:
+        return "no hardware virtualization: the CPU has no vmx (Intel) or svm (AMD) flag"
+    return None
+
+
+def classify_microsandbox(exc: BaseException) -> ErrCode:
+    """The errCode of a Microsandbox SDK exception (0.7.x raises the bare base class for
+    both a failed boot and a failed image pull, so those are told apart by message)."""
+    from microsandbox import errors
+
+    if isinstance(exc, errors.ExecTimeoutError | TimeoutError):
+        return ErrCode.TIMEOUT
+    if isinstance(exc, errors.ImagePullFailedError | errors.TlsError | errors.CloudHttpError):
+        return ErrCode.NET_FAIL
+    if isinstance(exc, errors.FilesystemError | errors.PathNotFoundError):
+        return ErrCode.UPLOAD_FAIL
+    if isinstance(exc, errors.SandboxNotRunningError | errors.SandboxNotFoundError):
+        return ErrCode.NET_FAIL
+    if isinstance(exc, errors.MicrosandboxError):
+        text = str(exc).lower()
+        if "registry error" in text or "error sending request" in text:
+            return ErrCode.NET_FAIL
+        return ErrCode.BOOT_FAIL
+    return classify_exception(exc)
+
+
+class MicrosandboxProvider:
+    """Runs each attempt in a fresh ephemeral microVM; refuses fast where none can boot."""
+
+    name = "microsandbox"
+
+    def __init__(
+        self,
+        *,
+        image: str = "python:3.12-slim",
+        boot_timeout_s: float = 30.0,
+        output_cap_bytes: int = 1 << 20,
+        resolver: ArtifactResolver | None = None,
+    ) -> None:
+        self._image = image
+        self._boot_timeout_s = boot_timeout_s
+        self._cap = output_cap_bytes
+        self._resolver = resolver
+
+    def health(self) -> ProviderHealth:
+        problem = virtualization_problem()
+        try:
+            import microsandbox  # noqa: F401
+        except ImportError:
+            problem = problem or "the `microsandbox` package is not installed (extra: microsandbox)"
+        if problem:
+            return ProviderHealth(provider=self.name, ok=False, detail=problem, isolation="microvm")
+        return ProviderHealth(
+            provider=self.name,
+            ok=True,
+            detail="VT-x/AMD-V and /dev/kvm present",
+            isolation="microvm",
+        )
+
+    def run(self, request: SandboxRequest) -> SandboxResult:
+        started = time.monotonic()
+        problem = virtualization_problem()
+        if problem is not None:
+            return self._failed(request, started, ErrCode.BOOT_FAIL, problem)
+        budget = self._boot_timeout_s + request.timeoutMs / 1000 + _KILL_TIMEOUT_S
+        try:
+            return asyncio.run(_bounded(self._run(request, started), budget))
+        except FileTransferError as exc:
+            return self._failed(request, started, ErrCode.UPLOAD_FAIL, str(exc))
+        except Exception as exc:  # every SDK failure becomes an errCode
+            code = classify_microsandbox(exc)
+            return self._failed(request, started, code, f"{type(exc).__name__}: {exc}")
+
+    async def _run(self, request: SandboxRequest, started: float) -> SandboxResult:
+        from microsandbox import Sandbox
+
+        name = f"sisu-{request.taskKey[:24]}-a{request.attempt}"
+        boot = time.monotonic()
+        sandbox = await _bounded(
+            Sandbox.create(
+                name,
+                image=request.image or self._image,
+                memory=request.memoryMb,
+                cpus=max(1, int(request.cpu or 1)),
+                workdir=SANDBOX_WORKDIR,
+                env=request.env,
+                labels={"runId": request.runId, "taskKey": request.taskKey},
+                max_duration=request.timeoutMs / 1000 + self._boot_timeout_s,
+                ephemeral=True,
+                replace=True,
+            ),
+            self._boot_timeout_s,
+        )
+        boot_ms = int((time.monotonic() - boot) * 1000)
+        try:
+            for file in request.files:
+                path = f"{SANDBOX_WORKDIR}/{safe_relpath(file.path)}"
+                await sandbox.fs.write(path, file_in_bytes(file, self._resolver))
+            out = await sandbox.shell(request.command, timeout=request.timeoutMs / 1000)
+            files = [await self._collect(sandbox, p) for p in request.collect]
+        finally:
+            await _bounded(sandbox.kill(), _KILL_TIMEOUT_S)
+        return self._result(request, started, out, boot_ms, [f for f in files if f])
+
+    async def _collect(self, sandbox: Any, pattern: str) -> FileOut | None:
+        # Globs are not expanded in the guest; a collect entry here is a literal path.
+        path = f"{SANDBOX_WORKDIR}/{safe_relpath(pattern)}"
+        data = await sandbox.fs.read(path)
+        return file_out(pattern, [bytes(data)], self._cap)
+
+    def _result(
+        self,
+        request: SandboxRequest,
+        started: float,
+        out: Any,
+        boot_ms: int,
+        files: list[FileOut],
+    ) -> SandboxResult:
+        stdout, stderr = out.stdout_text.encode(), out.stderr_text.encode()
+        code = classify_exit(out.exit_code)
+        return SandboxResult(
+            taskKey=request.taskKey,
+            attempt=request.attempt,
+            provider=self.name,
+            exitCode=out.exit_code,
+            stdout=capped_text(stdout[: self._cap], len(stdout), self._cap),
+            stderr=capped_text(stderr[: self._cap], len(stderr), self._cap),
+            errCode=code,
+            errMessage=None if code is ErrCode.NONE else f"exit code {out.exit_code}",
+            sandboxRef=f"microsandbox-{request.taskKey[:24]}-a{request.attempt}",
+            metrics=SandboxMetrics(wallMs=int((time.monotonic() - started) * 1000), bootMs=boot_ms),
+            filesOut=files,
+            isolation="microvm",
+        )
+
+    def _failed(
+        self, request: SandboxRequest, started: float, code: ErrCode, message: str
+    ) -> SandboxResult:
+        return SandboxResult(
+            taskKey=request.taskKey,
+            attempt=request.attempt,
+            provider=self.name,
+            exitCode=None,
+            stderr=message + "\n",
+            errCode=code,
+            errMessage=message,
+            sandboxRef="microsandbox-none",
+            metrics=SandboxMetrics(wallMs=int((time.monotonic() - started) * 1000)),
+            isolation="microvm",
+        )
+
+
+async def _bounded(awaitable: Awaitable[T], seconds: float) -> T:
+    return await asyncio.wait_for(awaitable, seconds)
