@@ -37,7 +37,7 @@ from sisu_kodo.db.engine import create_engine  # noqa: E402
 from tests.fixtures.postgres import TestDatabases  # noqa: E402
 from tests.fixtures.processes import Role, Stack  # noqa: E402
 
-RESULTS = ROOT / "bench" / "results"
+RESULTS = Path(os.environ.get("SISU_BENCH_RESULTS", ROOT / "bench" / "results"))
 
 # Throughput settings: no simulated work, fast polling, room for a 64-wide window.
 BENCH_ENV = {

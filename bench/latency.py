@@ -1,0 +1,75 @@
+"""Latency: intent POST -> `waiting_input`, and approval -> first task started (p50, p99).
+
+    python -m bench.latency [--runs 50]
+
+Both ends are wall-clock instants on this machine: the client's clock before the request,
+and the server's recorded instant (the `gate.opened` event, the first task workflow's
+DBOS start time).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from bench.harness import bench_stack, percentile, report
+from sisu_kodo.contracts.intents import IntentCreate
+from sisu_kodo.contracts.runs import RunStart, Workload
+from tests.fixtures.runs import scalar
+
+GATE = (
+    "SELECT EXTRACT(EPOCH FROM at) FROM app.run_events WHERE run_id = :r AND type = 'gate.opened'"
+)
+FIRST_TASK = (
+    "SELECT MIN(started_at_epoch_ms) / 1000.0 FROM dbos.workflow_status"
+    " WHERE queue_name = 'sbxQ' AND workflow_uuid IN (SELECT 'task-' || (t->>'taskKey')"
+    " FROM app.run_steps, jsonb_array_elements(output->'tasks') t"
+    " WHERE run_id = :r AND step_id = 'DecideST')"
+)
+
+
+def _poll(engine: object, sql: str, run_id: str, timeout: float = 60) -> float:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = scalar(engine, sql, r=run_id)  # type: ignore[arg-type]
+        if value is not None:
+            return float(value)
+        time.sleep(0.005)
+    raise TimeoutError(f"run {run_id}: no answer to {sql[:40]}...")
+
+
+def main(argv: list[str] | None = None) -> dict[str, object]:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=50)
+    args = parser.parse_args(argv)
+    to_gate: list[float] = []
+    to_first_task: list[float] = []
+    with bench_stack() as bench:
+        for number in range(args.runs):
+            started = time.time()
+            intent = bench.client.create_intent(IntentCreate(goal=f"latency {number}"))
+            run_id = bench.client.start_run(
+                intent,
+                RunStart(queuePartitionKey="latency", workload=Workload(concurrency=1, steps=1)),
+            ).runId
+            to_gate.append(_poll(bench.engine, GATE, run_id) - started)
+            approved = time.time()
+            bench.client.approve_plan(run_id, "bench")
+            to_first_task.append(_poll(bench.engine, FIRST_TASK, run_id) - approved)
+    ms = lambda values, q: round(1000 * percentile(values, q), 1)  # noqa: E731
+    return report(
+        "latency",
+        f"python -m bench.latency --runs {args.runs}",
+        {
+            "runs": args.runs,
+            "intentToWaitingInputMs": {"p50": ms(to_gate, 50), "p99": ms(to_gate, 99)},
+            "approvalToFirstTaskMs": {
+                "p50": ms(to_first_task, 50),
+                "p99": ms(to_first_task, 99),
+            },
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,97 @@
+"""Recovery: (1) a worker killed with SIGKILL and restarted: time from its restart to its
+first resumed task; (2) two workers, one killed for good: time for the survivor to take
+over (the recovery sweep) and to finish the next task.
+
+    python -m bench.recovery [--tasks 300] [--task-ms 50] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from bench.harness import bench_stack, report, spread, start_to_gate, wait_terminal, worker_role
+from tests.fixtures.processes import Stack
+from tests.fixtures.runs import scalar
+
+NEWEST_ATTEMPT = "SELECT EXTRACT(EPOCH FROM MAX(created_at)) FROM app.sbx_runs WHERE run_id = :r"
+COUNT = "SELECT COUNT(*) FROM app.sbx_runs WHERE run_id = :r"
+ORPHANS = "SELECT COUNT(*) FROM dbos.workflow_status WHERE status = 'PENDING' AND executor_id = :e"
+
+
+def _wait(predicate: object, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            raise TimeoutError("benchmark condition not reached")
+        time.sleep(0.005)
+
+
+def _first_task_after(bench: object, run_id: str, instant: float) -> float:
+    engine = bench.engine  # type: ignore[attr-defined]
+    _wait(lambda: float(scalar(engine, NEWEST_ATTEMPT, r=run_id) or 0) > instant)
+    first = scalar(
+        engine,
+        "SELECT EXTRACT(EPOCH FROM MIN(created_at)) FROM app.sbx_runs"
+        " WHERE run_id = :r AND created_at > to_timestamp(:t)",
+        r=run_id,
+        t=instant,
+    )
+    return float(first) - instant
+
+
+def restart_once(bench: object, tasks: int) -> float:
+    run_id = start_to_gate(bench.client, tasks=tasks)  # type: ignore[attr-defined]
+    bench.client.approve_plan(run_id, "bench")  # type: ignore[attr-defined]
+    engine = bench.engine  # type: ignore[attr-defined]
+    _wait(lambda: scalar(engine, COUNT, r=run_id) >= tasks // 4)
+    stack: Stack = bench.stack  # type: ignore[attr-defined]
+    worker_role(bench, 1).kill()  # type: ignore[arg-type]
+    restarted_at = time.time()
+    stack.start_worker("worker-1")
+    delay = _first_task_after(bench, run_id, restarted_at)
+    wait_terminal(engine, run_id)
+    return delay
+
+
+def takeover_once(bench: object, tasks: int) -> tuple[float, float]:
+    run_id = start_to_gate(bench.client, tasks=tasks)  # type: ignore[attr-defined]
+    engine = bench.engine  # type: ignore[attr-defined]
+    bench.client.approve_plan(run_id, "bench")  # type: ignore[attr-defined]
+    _wait(lambda: scalar(engine, ORPHANS, e="test-worker-2") > 0)
+    worker_role(bench, 2).kill()  # type: ignore[arg-type]
+    killed_at = time.time()
+    _wait(lambda: scalar(engine, ORPHANS, e="test-worker-2") == 0)
+    taken_over = time.time() - killed_at
+    next_task = _first_task_after(bench, run_id, time.time())
+    wait_terminal(engine, run_id)
+    return taken_over, taken_over + next_task
+
+
+def main(argv: list[str] | None = None) -> dict[str, object]:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--tasks", type=int, default=300)
+    parser.add_argument("--task-ms", type=int, default=50)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args(argv)
+    env = {"SBX_MOCK_LATENCY_MS": str(args.task_ms)}
+    with bench_stack(**env) as bench:
+        restarts = [restart_once(bench, args.tasks) for _ in range(args.repeat)]
+    with bench_stack(workers=2, **env) as bench:
+        takeovers = [takeover_once(bench, args.tasks) for _ in range(args.repeat)]
+        ttl = float(bench.stack.env()["SISU_HEARTBEAT_TTL_SECONDS"])
+    return report(
+        "recovery",
+        f"python -m bench.recovery --tasks {args.tasks} --task-ms {args.task_ms}"
+        f" --repeat {args.repeat}",
+        {
+            "restartToFirstResumedTaskSeconds": spread(restarts),
+            "takeoverSeconds": spread([t for t, _ in takeovers]),
+            "killToSurvivorsNextTaskSeconds": spread([n for _, n in takeovers]),
+            "heartbeatTtlSeconds": ttl,
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()

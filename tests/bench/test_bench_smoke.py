@@ -1,0 +1,49 @@
+"""Each benchmark runs end to end with a tiny N: proof that the harness works.
+
+No timing is asserted (benchmarks are not tests); only that each produces its figures.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.integration
+
+SMOKE = [
+    ("fanout", ["--tasks", "20", "--repeat", "1"], ["sisuTasksPerSecond", "ratioToRawDbos"]),
+    ("latency", ["--runs", "3"], ["intentToWaitingInputMs", "approvalToFirstTaskMs"]),
+    ("api_load", ["--tasks", "20", "--seconds", "1", "--threads", "2"], ["getRunView"]),
+    ("recovery", ["--tasks", "40", "--repeat", "1"], ["restartToFirstResumedTaskSeconds"]),
+    ("fairness", ["--a-tasks", "80", "--b-tasks", "5"], ["bTaskStartDelayMs"]),
+    ("scale", ["--tasks", "60"], ["workerPeakRssMB", "rowsWrittenPerTask"]),
+]
+
+
+@pytest.mark.parametrize(("name", "args", "figures"), SMOKE, ids=[s[0] for s in SMOKE])
+def test_benchmark_harness(
+    name: str, args: list[str], figures: list[str], pg_admin_url: str, tmp_path: Path
+) -> None:
+    env = {**os.environ, "SISU_BENCH_DATABASE_URL": pg_admin_url,
+           "SISU_BENCH_RESULTS": str(tmp_path)}  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", f"bench.{name}", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    result = json.loads((tmp_path / f"{name}.json").read_text())
+    assert result["benchmark"] == name and result["command"].startswith(f"python -m bench.{name}")
+    assert result["machine"]["cores"] >= 1
+    for figure in figures:
+        assert result[figure] is not None, figure
