@@ -4,10 +4,11 @@
     ├── InvalidRequestError (400 validation_error)
     │   └── QueuePolicyViolationError (400 queue_policy_violation)
     ├── NotFoundError (404 not_found)
-    └── ConflictError (409)
-        ├── IllegalStateError (409 illegal_state)
-        ├── RetryDriftError (409 retry_drift)
-        └── RunIdentityConflictError (409 run_identity_conflict)
+    ├── ConflictError (409)
+    │   ├── IllegalStateError (409 illegal_state)
+    │   ├── RetryDriftError (409 retry_drift)
+    │   └── RunIdentityConflictError (409 run_identity_conflict)
+    └── PlannerError (502 planner_error; in oc/port.py, raised by OpenCode planners)
 
 Domain code raises these; `api/errors.py` is the one place that turns them into
 `{code, message, details?}` bodies, and `client.py` turns bodies back into them.
