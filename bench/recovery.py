@@ -11,7 +11,8 @@ import argparse
 import time
 
 from bench.harness import bench_stack, report, spread, start_to_gate, wait_terminal, worker_role
-from tests.fixtures.processes import Stack
+from sisu_kodo.cli.stack import free_port
+from tests.fixtures.processes import Role, Stack
 from tests.fixtures.runs import scalar
 
 NEWEST_ATTEMPT = "SELECT EXTRACT(EPOCH FROM MAX(created_at)) FROM app.sbx_runs WHERE run_id = :r"
@@ -54,12 +55,12 @@ def restart_once(bench: object, tasks: int) -> float:
     return delay
 
 
-def takeover_once(bench: object, tasks: int) -> tuple[float, float]:
+def takeover_once(bench: object, tasks: int, doomed: Role) -> tuple[float, float]:
     run_id = start_to_gate(bench.client, tasks=tasks)  # type: ignore[attr-defined]
     engine = bench.engine  # type: ignore[attr-defined]
     bench.client.approve_plan(run_id, "bench")  # type: ignore[attr-defined]
     _wait(lambda: scalar(engine, ORPHANS, e="test-worker-2") > 0)
-    worker_role(bench, 2).kill()  # type: ignore[arg-type]
+    doomed.kill()
     killed_at = time.time()
     _wait(lambda: scalar(engine, ORPHANS, e="test-worker-2") == 0)
     taken_over = time.time() - killed_at
@@ -77,8 +78,11 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     env = {"SBX_MOCK_LATENCY_MS": str(args.task_ms)}
     with bench_stack(**env) as bench:
         restarts = [restart_once(bench, args.tasks) for _ in range(args.repeat)]
-    with bench_stack(workers=2, **env) as bench:
-        takeovers = [takeover_once(bench, args.tasks) for _ in range(args.repeat)]
+    takeovers = []
+    with bench_stack(**env) as bench:
+        for _ in range(args.repeat):
+            doomed = bench.stack.start_worker("worker-2", ADMIN_PORT=str(free_port()))
+            takeovers.append(takeover_once(bench, args.tasks, doomed))
         ttl = float(bench.stack.env()["SISU_HEARTBEAT_TTL_SECONDS"])
     return report(
         "recovery",

@@ -64,6 +64,9 @@ class ExecutorLease:
 
     def release(self) -> None:
         if self._conn is not None:
+            # Session advisory locks outlive close(): a pooled connection would keep holding
+            # the id. Invalidating ends the database session, and the lock with it.
+            self._conn.invalidate()
             self._conn.close()
             self._conn = None
 

@@ -65,5 +65,7 @@ def test_survivor_takes_over_a_dead_workers_workflows(make_stack: Callable[..., 
             scalar(engine, "SELECT COUNT(*) FROM app.workers WHERE executor_id = 'test-worker-b'")
             == 0
         )
+        # The sweep let go of the dead worker's lease: it can come back under its own id.
+        stack.start_worker("worker-b", ADMIN_PORT=str(free_port()))
     finally:
         engine.dispose()
