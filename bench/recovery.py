@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from bench.harness import bench_stack, report, spread, start_to_gate, wait_terminal, worker_role
+from bench.harness import bench_stack, report, spread, start_to_gate, wait_terminal
 from sisu_kodo.cli.stack import free_port
 from tests.fixtures.processes import Role, Stack
 from tests.fixtures.runs import scalar
@@ -47,7 +47,8 @@ def restart_once(bench: object, tasks: int) -> float:
     engine = bench.engine  # type: ignore[attr-defined]
     _wait(lambda: scalar(engine, COUNT, r=run_id) >= tasks // 4)
     stack: Stack = bench.stack  # type: ignore[attr-defined]
-    worker_role(bench, 1).kill()  # type: ignore[arg-type]
+    live = next(role for role in stack.roles if role.role == "worker" and role.alive())
+    live.kill()
     restarted_at = time.time()
     stack.start_worker("worker-1")
     delay = _first_task_after(bench, run_id, restarted_at)

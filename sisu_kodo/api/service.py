@@ -11,7 +11,6 @@ from typing import Any
 
 import sqlalchemy as sa
 from dbos import DBOSClient
-from dbos._error import DBOSNonExistentWorkflowError
 
 from sisu_kodo.api.gateway import Enqueue, UnitOfWork
 from sisu_kodo.api.policy import check_run_policy
@@ -28,7 +27,7 @@ from sisu_kodo.contracts.runs import (
     RunStatus,
     StepId,
 )
-from sisu_kodo.db import intents, recipes, runs
+from sisu_kodo.db import executions, intents, recipes, runs
 from sisu_kodo.errors import (
     IllegalStateError,
     InvalidRequestError,
@@ -42,6 +41,7 @@ from sisu_kodo.workflows.names import (
     execute_workflow_id,
     plan_workflow_id,
     run_workflow_ids,
+    task_workflow_id,
 )
 
 WAITING = frozenset({RunStatus.WAITING_INPUT})
@@ -289,14 +289,23 @@ def cancel_run(unit: UnitOfWork, *, run_id: str) -> Accepted:
         event="run.canceled",
         detail={"previousStatus": run.status.value},
     )
-    workflow_ids = run_workflow_ids(run_id, run.retry_count)
+    parents = run_workflow_ids(run_id, run.retry_count)
+    # Task workflows are enqueued by the run's execute step, not as DBOS children, so
+    # they are canceled by id: every task of the current round still queued or running.
+    tasks = [
+        task_workflow_id(task["taskKey"], run.retry_count)
+        for task in executions.decided_tasks(unit.conn, run_id=run_id)
+    ]
 
     def cancel_workflows(client: DBOSClient) -> None:
-        for workflow_id in workflow_ids:
-            try:
-                client.cancel_workflow(workflow_id, cancel_children=True)
-            except DBOSNonExistentWorkflowError:
-                continue  # that phase never started
+        live = client.list_workflows(
+            workflow_ids=parents + tasks,
+            status=["ENQUEUED", "PENDING", "DELAYED"],
+            load_input=False,
+            load_output=False,
+        )
+        if live:
+            client.cancel_workflows([workflow.workflow_id for workflow in live])
 
     unit.then(cancel_workflows)
     return Accepted(runId=run_id, status=RunStatus.CANCELED)

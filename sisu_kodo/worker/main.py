@@ -13,7 +13,7 @@ import threading
 from types import FrameType
 
 import uvicorn
-from dbos import DBOS, SQLAlchemyDatasource
+from dbos import DBOS, DBOSClient, SQLAlchemyDatasource
 
 from sisu_kodo.config import APP_NAME, Settings
 from sisu_kodo.db.bootstrap import prepare_databases
@@ -51,10 +51,14 @@ def run_worker(settings: Settings) -> None:
         requested=settings.executor_id, prefix=settings.default_executor_prefix
     )
     datasource = SQLAlchemyDatasource.create(sqlalchemy_url(settings.database_url))
+    # Task workflows are enqueued in batches, one transaction each, through a client on
+    # the system database (see workflows/steps.enqueue_tasks).
+    client = DBOSClient(system_database_engine=system_engine, application_name=APP_NAME)
     rt = runtime.Runtime(
         settings=settings,
         engine=engine,
         system_engine=system_engine,
+        client=client,
         datasource=datasource,
         planner=planner,
         sandbox=sandbox,
@@ -116,6 +120,7 @@ def run_worker(settings: Settings) -> None:
         sweep.stop()
         heartbeat.stop()
         DBOS.destroy(workflow_completion_timeout_sec=0)
+        client.destroy()
         lease.release()
         system_engine.dispose()
         engine.dispose()

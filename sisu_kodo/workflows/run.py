@@ -15,18 +15,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from dbos import DBOS, SetEnqueueOptions, SetWorkflowID
+from dbos import DBOS
 from dbos._error import DBOSException
 
 from sisu_kodo.errors import AppError
 from sisu_kodo.workflows import steps
-from sisu_kodo.workflows.names import (
-    EXECUTE_WORKFLOW,
-    PLAN_WORKFLOW,
-    SBX_QUEUE,
-    TASK_WORKFLOW,
-    task_workflow_id,
-)
+from sisu_kodo.workflows.names import EXECUTE_WORKFLOW, PLAN_WORKFLOW, TASK_WORKFLOW
 
 
 @DBOS.workflow(name=PLAN_WORKFLOW)
@@ -90,22 +84,20 @@ def _fan_out(
 ) -> None:
     """Keep at most `concurrency` task workflows of this run in flight (a sliding window).
 
-    Outcomes are not collected here: each task workflow records its own in the ledger,
-    and finish_execute aggregates them from there.
+    Every slot freed by one poll is refilled by one batched enqueue. Outcomes are not
+    collected here: each task workflow records its own in the ledger, and finish_execute
+    aggregates them from there.
     """
+    waiting = list(tasks)
     in_flight: dict[str, str] = {}  # task workflow id -> taskKey
-    for task in tasks:
-        while len(in_flight) >= concurrency:
-            _release_finished(run_id, in_flight)
-        workflow_id = task_workflow_id(task["taskKey"], retry_count)
-        # The child id comes from the taskKey, so a replay re-attaches instead of duplicating.
-        with (
-            SetWorkflowID(workflow_id),
-            SetEnqueueOptions(queue_partition_key=partition_key),
-        ):
-            DBOS.enqueue_workflow(SBX_QUEUE, sandbox_task_workflow, run_id, task)
-        in_flight[workflow_id] = task["taskKey"]
-    while in_flight:
+    while waiting or in_flight:
+        batch, waiting = (
+            waiting[: concurrency - len(in_flight)],
+            waiting[concurrency - len(in_flight) :],
+        )
+        if batch:
+            enqueued = steps.enqueue_tasks(run_id, batch, partition_key, retry_count)
+            in_flight.update(zip(enqueued, (task["taskKey"] for task in batch), strict=True))
         _release_finished(run_id, in_flight)
 
 

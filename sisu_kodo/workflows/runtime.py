@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from dbos import SQLAlchemyDatasource
+from dbos import DBOSClient, SQLAlchemyDatasource
 
 from sisu_kodo.config import Settings
 from sisu_kodo.oc.port import Planner
@@ -23,6 +23,7 @@ class Runtime:
     settings: Settings
     engine: sa.Engine
     system_engine: sa.Engine
+    client: DBOSClient
     datasource: SQLAlchemyDatasource
     planner: Planner
     sandbox: SandboxProvider

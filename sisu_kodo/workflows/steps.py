@@ -30,10 +30,12 @@ from sisu_kodo.contracts.runs import (
 )
 from sisu_kodo.contracts.sandbox import ErrCode, SandboxRequest, SandboxResult
 from sisu_kodo.db import artifacts, executions, intents, recovery, runs, sandbox_runs
+from sisu_kodo.db.engine import reconnecting
 from sisu_kodo.errors import AppError
 from sisu_kodo.oc.port import CompileRequest
 from sisu_kodo.sbx.failures import failure_result, normalise
 from sisu_kodo.workflows import runtime
+from sisu_kodo.workflows.names import SBX_QUEUE, TASK_WORKFLOW, task_workflow_id
 from sisu_kodo.workflows.tasks import derive_tasks
 
 T = TypeVar("T")
@@ -343,14 +345,21 @@ def _run_sandbox_attempt(run_id: str, task: dict[str, Any]) -> dict[str, Any]:
         result = normalise(rt.sandbox.run(request))
     except Exception as exc:  # a provider bug or outage must become an errCode, never success
         result = failure_result(request, rt.sandbox.name, exc, started)
-    with rt.engine.begin() as conn:
-        code = _record_attempt(conn, run_id, request, result, offset)
+    code = _record_attempt_reconnecting(rt.engine, run_id, request, result, offset)
     if ErrCode(code).retryable and round_attempt < rt.settings.task_max_attempts:
         raise RetryableSandboxFailure(
             f"task {spec.name} attempt {request.attempt}: {code}",
             {"taskKey": spec.taskKey, "errCode": code},
         )
     return {"taskKey": spec.taskKey, "attempt": request.attempt, "errCode": code}
+
+
+@reconnecting
+def _record_attempt_reconnecting(
+    engine: sa.Engine, run_id: str, request: SandboxRequest, result: SandboxResult, offset: int
+) -> str:
+    with engine.begin() as conn:
+        return _record_attempt(conn, run_id, request, result, offset)
 
 
 def _record_attempt(
@@ -467,6 +476,45 @@ def _task_outputs(outcome: SandboxResult) -> list[tuple[str, str, bytes, bool]]:
     return outputs
 
 
+def enqueue_tasks(
+    run_id: str, tasks: list[dict[str, Any]], partition_key: str, retry_count: int
+) -> list[str]:
+    """Enqueue a batch of task workflows on sbxQ in ONE system-database transaction.
+
+    Each task's workflow id derives from its taskKey (and the retry round), so a step run
+    again after a crash re-attaches to the rows it already wrote (an upsert that changes
+    nothing) instead of duplicating them.
+    """
+    return DBOS.run_step(
+        {"name": "enqueue_tasks"}, _enqueue_tasks, run_id, tasks, partition_key, retry_count
+    )
+
+
+@reconnecting
+def _enqueue_tasks(
+    run_id: str, tasks: list[dict[str, Any]], partition_key: str, retry_count: int
+) -> list[str]:
+    rt = runtime.current()
+    workflow_ids = []
+    with rt.system_engine.begin() as conn:
+        for task in tasks:
+            workflow_id = task_workflow_id(task["taskKey"], retry_count)
+            rt.client.enqueue_in_transaction(
+                conn,
+                {
+                    "workflow_name": TASK_WORKFLOW,
+                    "queue_name": SBX_QUEUE,
+                    "workflow_id": workflow_id,
+                    "queue_partition_key": partition_key,
+                    "app_version": rt.settings.app_version,
+                },
+                run_id,
+                task,
+            )
+            workflow_ids.append(workflow_id)
+    return workflow_ids
+
+
 def await_tasks(workflow_ids: list[str]) -> dict[str, str]:
     """Block until at least one of the task workflows has ended; return every ended one.
 
@@ -477,13 +525,17 @@ def await_tasks(workflow_ids: list[str]) -> dict[str, str]:
 
 
 def _await_tasks(workflow_ids: list[str]) -> dict[str, str]:
-    rt = runtime.current()
     while True:
-        with rt.system_engine.connect() as conn:
-            ended = recovery.finished_workflows(conn, workflow_ids=workflow_ids)
+        ended = _ended_workflows(workflow_ids)
         if ended:
             return ended
         time.sleep(TASK_POLL_SECONDS)
+
+
+@reconnecting
+def _ended_workflows(workflow_ids: list[str]) -> dict[str, str]:
+    with runtime.current().system_engine.connect() as conn:
+        return recovery.finished_workflows(conn, workflow_ids=workflow_ids)
 
 
 def record_receipts(run_id: str, task_keys: list[str]) -> int:
