@@ -1,4 +1,5 @@
-"""Latency: intent POST -> `waiting_input`, and approval -> first task started (p50, p99).
+"""Latency: intent POST -> `waiting_input`; approval -> first task started, and -> `succeeded`
+for a 1-task run (p50, p99).
 
     python -m bench.latency [--runs 50]
 
@@ -27,6 +28,10 @@ FIRST_TASK = (
     " WHERE run_id = :r AND step_id = 'DecideST')"
 )
 
+SUCCEEDED = (
+    "SELECT EXTRACT(EPOCH FROM at) FROM app.run_events WHERE run_id = :r AND type = 'run.succeeded'"
+)
+
 
 def _poll(engine: object, sql: str, run_id: str, timeout: float = 60) -> float:
     deadline = time.monotonic() + timeout
@@ -44,6 +49,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     args = parser.parse_args(argv)
     to_gate: list[float] = []
     to_first_task: list[float] = []
+    to_succeeded: list[float] = []
     with bench_stack() as bench:
         for number in range(args.runs):
             started = time.time()
@@ -56,6 +62,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
             approved = time.time()
             bench.client.approve_plan(run_id, "bench")
             to_first_task.append(_poll(bench.engine, FIRST_TASK, run_id) - approved)
+            to_succeeded.append(_poll(bench.engine, SUCCEEDED, run_id) - approved)
     ms = lambda values, q: round(1000 * percentile(values, q), 1)  # noqa: E731
     return report(
         "latency",
@@ -66,6 +73,10 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
             "approvalToFirstTaskMs": {
                 "p50": ms(to_first_task, 50),
                 "p99": ms(to_first_task, 99),
+            },
+            "approvalToSucceededMs": {
+                "p50": ms(to_succeeded, 50),
+                "p99": ms(to_succeeded, 99),
             },
         },
     )
