@@ -30,12 +30,12 @@ if str(ROOT) not in sys.path:  # `python bench/x.py` as well as `python -m bench
     sys.path.insert(0, str(ROOT))
 
 from sisu_kodo.client import SisuClient  # noqa: E402
-from sisu_kodo.contracts.intents import IntentCreate  # noqa: E402
-from sisu_kodo.contracts.runs import RunStart, RunStatus, Workload  # noqa: E402
+from sisu_kodo.contracts.runs import RunStatus  # noqa: E402
 from sisu_kodo.db.embedded import EmbeddedPostgres  # noqa: E402
 from sisu_kodo.db.engine import create_engine  # noqa: E402
 from tests.fixtures.postgres import TestDatabases  # noqa: E402
 from tests.fixtures.processes import Role, Stack  # noqa: E402
+from tests.fixtures.runs import start_run  # noqa: E402
 
 RESULTS = Path(os.environ.get("SISU_BENCH_RESULTS", ROOT / "bench" / "results"))
 
@@ -112,14 +112,14 @@ def start_to_gate(
     constraints: dict[str, Any] | None = None,
     timeout: float = 600,
 ) -> str:
-    intent = client.create_intent(IntentCreate(goal=goal, constraints=constraints or {}))
-    run_id = client.start_run(
-        intent,
-        RunStart(
-            queuePartitionKey=partition,
-            workload=Workload(concurrency=concurrency, steps=tasks),
-        ),
-    ).runId
+    run_id = start_run(
+        client,
+        goal=goal,
+        steps=tasks,
+        concurrency=concurrency,
+        partition=partition,
+        constraints=constraints,
+    )
     client.wait(run_id, lambda r: r.status is RunStatus.WAITING_INPUT, timeout=timeout, poll=0.02)
     return run_id
 

@@ -13,9 +13,9 @@ from __future__ import annotations
 import argparse
 import time
 
+import sqlalchemy as sa
+
 from bench.harness import bench_stack, percentile, report
-from sisu_kodo.contracts.intents import IntentCreate
-from sisu_kodo.contracts.runs import RunStart, Workload
 from tests.fixtures.runs import scalar
 
 GATE = (
@@ -33,10 +33,10 @@ SUCCEEDED = (
 )
 
 
-def _poll(engine: object, sql: str, run_id: str, timeout: float = 60) -> float:
+def _poll(engine: sa.Engine, sql: str, run_id: str, timeout: float = 60) -> float:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        value = scalar(engine, sql, r=run_id)  # type: ignore[arg-type]
+        value = scalar(engine, sql, r=run_id)
         if value is not None:
             return float(value)
         time.sleep(0.005)
@@ -53,10 +53,8 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     with bench_stack() as bench:
         for number in range(args.runs):
             started = time.time()
-            intent = bench.client.create_intent(IntentCreate(goal=f"latency {number}"))
-            run_id = bench.client.start_run(
-                intent,
-                RunStart(queuePartitionKey="latency", workload=Workload(concurrency=1, steps=1)),
+            run_id = bench.client.submit(
+                f"latency {number}", partition="latency", steps=1, concurrency=1
             ).runId
             to_gate.append(_poll(bench.engine, GATE, run_id) - started)
             approved = time.time()

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
 
-from bench.harness import bench_stack, report, spread, start_to_gate, wait_terminal
-from sisu_kodo.cli.stack import free_port
+from bench.harness import Bench, bench_stack, report, spread, start_to_gate, wait_terminal
 from tests.fixtures.processes import Role, Stack
 from tests.fixtures.runs import scalar
 
@@ -20,16 +20,16 @@ COUNT = "SELECT COUNT(*) FROM app.sbx_runs WHERE run_id = :r"
 ORPHANS = "SELECT COUNT(*) FROM dbos.workflow_status WHERE status = 'PENDING' AND executor_id = :e"
 
 
-def _wait(predicate: object, timeout: float = 120) -> None:
+def _wait(predicate: Callable[[], object], timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
-    while not predicate():  # type: ignore[operator]
+    while not predicate():
         if time.monotonic() > deadline:
             raise TimeoutError("benchmark condition not reached")
         time.sleep(0.005)
 
 
-def _first_task_after(bench: object, run_id: str, instant: float) -> float:
-    engine = bench.engine  # type: ignore[attr-defined]
+def _first_task_after(bench: Bench, run_id: str, instant: float) -> float:
+    engine = bench.engine
     _wait(lambda: float(scalar(engine, NEWEST_ATTEMPT, r=run_id) or 0) > instant)
     first = scalar(
         engine,
@@ -41,12 +41,12 @@ def _first_task_after(bench: object, run_id: str, instant: float) -> float:
     return float(first) - instant
 
 
-def restart_once(bench: object, tasks: int) -> float:
-    run_id = start_to_gate(bench.client, tasks=tasks)  # type: ignore[attr-defined]
-    bench.client.approve_plan(run_id, "bench")  # type: ignore[attr-defined]
-    engine = bench.engine  # type: ignore[attr-defined]
+def restart_once(bench: Bench, tasks: int) -> float:
+    run_id = start_to_gate(bench.client, tasks=tasks)
+    bench.client.approve_plan(run_id, "bench")
+    engine = bench.engine
     _wait(lambda: scalar(engine, COUNT, r=run_id) >= tasks // 4)
-    stack: Stack = bench.stack  # type: ignore[attr-defined]
+    stack: Stack = bench.stack
     live = next(role for role in stack.roles if role.role == "worker" and role.alive())
     live.kill()
     restarted_at = time.time()
@@ -56,17 +56,24 @@ def restart_once(bench: object, tasks: int) -> float:
     return delay
 
 
-def takeover_once(bench: object, tasks: int, doomed: Role) -> tuple[float, float]:
-    run_id = start_to_gate(bench.client, tasks=tasks)  # type: ignore[attr-defined]
-    engine = bench.engine  # type: ignore[attr-defined]
-    bench.client.approve_plan(run_id, "bench")  # type: ignore[attr-defined]
-    _wait(lambda: scalar(engine, ORPHANS, e="test-worker-2") > 0)
+def takeover_once(bench: Bench, tasks: int) -> tuple[float, float]:
+    """Two workers share the run; the one owning running workflows dies for good."""
+    run_id = start_to_gate(bench.client, tasks=tasks)
+    engine = bench.engine
+    bench.client.approve_plan(run_id, "bench")
+    workers = [role for role in bench.stack.roles if role.role == "worker" and role.alive()]
+    owners: dict[str, Role] = {role.env["SISU_EXECUTOR_ID"]: role for role in workers}
+    _wait(lambda: any(scalar(engine, ORPHANS, e=executor) for executor in owners))
+    doomed_id = next(executor for executor in owners if scalar(engine, ORPHANS, e=executor))
+    doomed = owners[doomed_id]
     doomed.kill()
     killed_at = time.time()
-    _wait(lambda: scalar(engine, ORPHANS, e="test-worker-2") == 0)
+    _wait(lambda: scalar(engine, ORPHANS, e=doomed_id) == 0)
     taken_over = time.time() - killed_at
     next_task = _first_task_after(bench, run_id, time.time())
     wait_terminal(engine, run_id)
+    # Bring the dead worker back (same id) for the next round.
+    bench.stack.start_worker(doomed_id.removeprefix("test-"), ADMIN_PORT=doomed.env["ADMIN_PORT"])
     return taken_over, taken_over + next_task
 
 
@@ -79,11 +86,8 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     env = {"SBX_MOCK_LATENCY_MS": str(args.task_ms)}
     with bench_stack(**env) as bench:
         restarts = [restart_once(bench, args.tasks) for _ in range(args.repeat)]
-    takeovers = []
-    with bench_stack(**env) as bench:
-        for _ in range(args.repeat):
-            doomed = bench.stack.start_worker("worker-2", ADMIN_PORT=str(free_port()))
-            takeovers.append(takeover_once(bench, args.tasks, doomed))
+    with bench_stack(workers=2, **env) as bench:
+        takeovers = [takeover_once(bench, args.tasks) for _ in range(args.repeat)]
         ttl = float(bench.stack.env()["SISU_HEARTBEAT_TTL_SECONDS"])
     return report(
         "recovery",

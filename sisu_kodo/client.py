@@ -18,6 +18,7 @@ from sisu_kodo.contracts.runs import (
     RunStart,
     RunStarted,
     RunView,
+    Workload,
 )
 from sisu_kodo.errors import AppError, error_class_for
 
@@ -59,6 +60,27 @@ class SisuClient:
             "POST", f"/intents/{intent_id}/run", json=start.model_dump(exclude_none=True)
         )
         return RunStarted.model_validate(response.json())
+
+    def submit(
+        self,
+        goal: str,
+        *,
+        partition: str,
+        steps: int,
+        concurrency: int,
+        constraints: dict[str, Any] | None = None,
+        recipe: str = "sandbox-default",
+    ) -> RunStarted:
+        """Post an intent and start its run (the manual's L01) in one call."""
+        intent_id = self.create_intent(IntentCreate(goal=goal, constraints=constraints or {}))
+        return self.start_run(
+            intent_id,
+            RunStart(
+                recipeName=recipe,
+                queuePartitionKey=partition,
+                workload=Workload(concurrency=concurrency, steps=steps),
+            ),
+        )
 
     def get_run(self, run_id: str) -> RunView:
         return RunView.model_validate(self._call("GET", f"/runs/{run_id}").json())

@@ -18,8 +18,7 @@ from sisu_kodo.cli.output import console
 from sisu_kodo.cli.settings import settings_of
 from sisu_kodo.cli.stack import Child, free_port, spawn_role, terminate, wait_healthy
 from sisu_kodo.client import SisuClient
-from sisu_kodo.contracts.intents import IntentCreate
-from sisu_kodo.contracts.runs import RunStart, RunStatus, Workload
+from sisu_kodo.contracts.runs import RunStatus
 from sisu_kodo.db import oracles
 from sisu_kodo.db.bootstrap import prepare_databases
 from sisu_kodo.db.embedded import resolve_database
@@ -116,15 +115,12 @@ class Drill:
     def round(
         self, client: SisuClient, *, tasks: int, concurrency: int, task_ms: int, timeout: float
     ) -> str:
-        intent_id = client.create_intent(
-            IntentCreate(goal="chaos drill", constraints={"mockLatencyMs": task_ms})
-        )
-        run_id = client.start_run(
-            intent_id,
-            RunStart(
-                queuePartitionKey="chaos",
-                workload=Workload(concurrency=concurrency, steps=tasks),
-            ),
+        run_id = client.submit(
+            "chaos drill",
+            partition="chaos",
+            steps=tasks,
+            concurrency=concurrency,
+            constraints={"mockLatencyMs": task_ms},
         ).runId
         client.wait(run_id, lambda r: r.status is RunStatus.WAITING_INPUT, timeout=timeout)
         client.approve_plan(run_id, "chaos")

@@ -22,8 +22,7 @@ from sisu_kodo.cli.settings import settings_of
 from sisu_kodo.cli.stack import STOP_GRACE_SECONDS
 from sisu_kodo.client import SisuClient
 from sisu_kodo.config import Settings
-from sisu_kodo.contracts.intents import IntentCreate
-from sisu_kodo.contracts.runs import RunStart, RunStatus, RunView, StepId, Workload
+from sisu_kodo.contracts.runs import RunStatus, RunView, StepId
 from sisu_kodo.errors import AppError
 
 POLL_SECONDS = 0.2
@@ -66,16 +65,8 @@ def _drive(
     timeout: float,
 ) -> RunView:
     console.rule("[bold]L01: intent and run")
-    intent_id = client.create_intent(IntentCreate(goal=goal))
-    started = client.start_run(
-        intent_id,
-        RunStart(
-            recipeName="sandbox-default",
-            queuePartitionKey=partition,
-            workload=Workload(concurrency=concurrency, steps=steps),
-        ),
-    )
-    console.print(f"intent [cyan]{intent_id}[/cyan] -> run [cyan]{started.runId}[/cyan]")
+    started = client.submit(goal, partition=partition, steps=steps, concurrency=concurrency)
+    console.print(f"intent [cyan]{started.intentId}[/cyan] -> run [cyan]{started.runId}[/cyan]")
 
     console.rule("[bold]L02: the approval gate")
     with console.status("compiling the plan (CompileST, DecideST)..."):

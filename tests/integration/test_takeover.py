@@ -19,7 +19,7 @@ pytestmark = pytest.mark.integration
 
 def test_survivor_takes_over_a_dead_workers_workflows(make_stack: Callable[..., Stack]) -> None:
     stack = make_stack()
-    stack.start_worker("worker-a")
+    # worker-b starts alone, so the run's workflows are surely its own when it dies.
     doomed = stack.start_worker("worker-b", ADMIN_PORT=str(free_port()))
     stack.start_api()
     engine = create_engine(stack.database_url, pool_size=1)
@@ -42,6 +42,7 @@ def test_survivor_takes_over_a_dead_workers_workflows(make_stack: Callable[..., 
                 timeout=30,
                 what="worker-b to own running workflows",
             )
+            stack.start_worker("worker-a")  # the survivor
             doomed.kill()
             killed_at = time.monotonic()
             wait_for(
