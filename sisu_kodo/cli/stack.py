@@ -19,6 +19,7 @@ from sisu_kodo.db.bootstrap import prepare_databases
 from sisu_kodo.db.embedded import resolve_database
 from sisu_kodo.db.engine import create_engine
 from sisu_kodo.oc.daemon import DaemonError, start_daemon, stop_daemon
+from sisu_kodo.pidfiles import read_live_pid
 
 PID_FILE = "sisu-up.pid"
 STOP_GRACE_SECONDS = 15.0
@@ -43,20 +44,6 @@ def free_port() -> int:
 
 def pid_file(settings: Settings) -> Path:
     return settings.resolved_data_dir / PID_FILE
-
-
-def read_live_pid(path: Path) -> int | None:
-    try:
-        pid = int(path.read_text().strip())
-    except (FileNotFoundError, ValueError):
-        return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return None
-    except PermissionError:
-        return pid
-    return pid
 
 
 def spawn_role(role: str, env: dict[str, str], log_path: Path) -> Child:

@@ -23,6 +23,7 @@ from typing import Any
 
 from sisu_kodo.config import APP_NAME, Settings
 from sisu_kodo.oc import providers
+from sisu_kodo.pidfiles import pid_alive, read_live_pid
 
 OPENCODE_VERSION = "1.18.33"
 LISTENING = re.compile(r"opencode server listening on (http://\S+)")
@@ -216,27 +217,7 @@ def _ensure_password(settings: Settings, paths: DaemonPaths) -> str:
 
 def live_pid(settings: Settings) -> int | None:
     """The daemon's pid from its pid file, if that process still runs."""
-    try:
-        pid = int(DaemonPaths.of(settings).pid_file.read_text().strip())
-    except (FileNotFoundError, ValueError):
-        return None
-    return pid if _alive(pid) else None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        # Reap it if it is our own exited child, or it would look alive as a zombie.
-        if os.waitpid(pid, os.WNOHANG)[0] == pid:
-            return False
-    except ChildProcessError:
-        pass
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return read_live_pid(DaemonPaths.of(settings).pid_file)
 
 
 def start_daemon(settings: Settings) -> DaemonStatus:
@@ -313,11 +294,11 @@ def stop_daemon(settings: Settings, grace: float = STOP_GRACE_SECONDS) -> int | 
         return None
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and _alive(pid):
+    while time.monotonic() < deadline and pid_alive(pid):
         time.sleep(0.05)
-    if _alive(pid):
+    if pid_alive(pid):
         os.kill(pid, signal.SIGKILL)
-        while _alive(pid):
+        while pid_alive(pid):
             time.sleep(0.05)
     paths.pid_file.unlink(missing_ok=True)
     return pid

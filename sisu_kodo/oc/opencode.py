@@ -37,15 +37,7 @@ class OpenCodePlanner:
 
     def answer(self, request: CompileRequest) -> Answer:
         ask = plan_ask(request)
-        base = Answer(
-            plan=None,
-            source="live",
-            agent=ask.agent,
-            schemaHash=ask.schema_hash,
-            prompt=ask.prompt,
-            promptVersion=ask.version,
-            fixtureKey=ask.fixture_key,
-        )
+        base = ask.answer("live")
         model = f"{self._provider_id}/{self._model_id}"
         reply = None
         try:

@@ -16,7 +16,7 @@ from pydantic import Field, ValidationError
 
 from sisu_kodo.canonical import canonical_json, content_hash
 from sisu_kodo.contracts.plans import Plan, PlanTask
-from sisu_kodo.oc.port import CompileRequest, PlannerError, PlannerFailure
+from sisu_kodo.oc.port import Answer, CompileRequest, PlannerError, PlannerFailure
 
 PROMPT_VERSION = "plan-v1"
 PLAN_AGENT = "plan"
@@ -63,6 +63,18 @@ class PlanAsk:
     schema_hash: str
     prompt: str
     version: str
+
+    def answer(self, source: str) -> Answer:
+        """An Answer to this question, with no plan yet, from `source`."""
+        return Answer(
+            plan=None,
+            source=source,
+            agent=self.agent,
+            schemaHash=self.schema_hash,
+            prompt=self.prompt,
+            promptVersion=self.version,
+            fixtureKey=self.fixture_key,
+        )
 
     @property
     def fixture_key(self) -> str:

@@ -23,15 +23,7 @@ class ReplayPlanner:
 
     def answer(self, request: CompileRequest) -> Answer:
         ask = plan_ask(request)
-        base = Answer(
-            plan=None,
-            source="builtin",
-            agent=ask.agent,
-            schemaHash=ask.schema_hash,
-            prompt=ask.prompt,
-            promptVersion=ask.version,
-            fixtureKey=ask.fixture_key,
-        )
+        base = ask.answer("builtin")
         recorded = self._fixtures.read(ask.fixture_key) if self._fixtures else None
         if recorded is None:
             return base.model_copy(update={"plan": self.builtin_plan(request)})

@@ -42,7 +42,6 @@ T = TypeVar("T")
 
 TASK_PREVIEW_LIMIT = 50
 TASK_POLL_SECONDS = 0.02
-NON_TERMINAL = frozenset({RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.WAITING_INPUT})
 
 
 class RetryableSandboxFailure(AppError):
@@ -619,7 +618,7 @@ def fail_run(run_id: str, error: str) -> None:
 
 def _fail_run(conn: sa.Connection, run_id: str, error: str) -> None:
     run = runs.require_run(conn, run_id=run_id, for_update=True)
-    if run.status not in NON_TERMINAL:
+    if run.status.terminal:
         return
     runs.transition(
         conn,
