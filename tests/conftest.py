@@ -1,5 +1,5 @@
 """Session fixtures: one PostgreSQL server, one shared worker + API stack, and factories
-for tests that need a stack of their own (crash tests kill its worker)."""
+for tests that need a stack of their own (crash tests kill its worker); the tiers' markers."""
 
 from __future__ import annotations
 
@@ -13,6 +13,32 @@ from sisu_kodo.client import SisuClient
 from sisu_kodo.db.engine import create_engine
 from tests.fixtures.postgres import TestDatabases, server_url
 from tests.fixtures.processes import Stack
+
+TESTS = Path(__file__).resolve().parent
+# Every test in these directories starts a real server or sandbox.
+DIRECTORY_MARKERS = {TESTS / "oc": "opencode", TESTS / "sbx": "sandbox"}
+# Markers of the full tier only: each implies `integration`, which the quick tier excludes.
+FULL_TIER_MARKERS = ("opencode", "sandbox")
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        for directory, marker in DIRECTORY_MARKERS.items():
+            if item.path.is_relative_to(directory):
+                item.add_marker(marker)
+        if any(item.get_closest_marker(marker) for marker in FULL_TIER_MARKERS):
+            item.add_marker("integration")
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatus: int) -> None:
+    """A selection that runs nothing is a broken tier, not a pass: say so where it shows."""
+    if exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
+        terminalreporter.write_line(
+            "ERROR: no tests were selected; a tier that runs nothing is a failure (exit code 5)",
+            red=True,
+            bold=True,
+        )
 
 
 @pytest.fixture(scope="session")

@@ -12,8 +12,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from sisu_kodo.cli.stack import free_port
 from sisu_kodo.db.engine import create_engine
-from tests.fixtures.processes import Stack, free_port, wait_for
+from tests.fixtures.processes import Stack, wait_for
 from tests.fixtures.runs import scalar
 
 pytestmark = pytest.mark.integration

@@ -74,7 +74,9 @@ def run_manual(script: str, stack: Stack, cwd: Path) -> subprocess.CompletedProc
     return done
 
 
-def test_manual_l01_to_l03_verbatim_with_curl_and_jq(stack: Stack, db: sa.Engine, tmp_path) -> None:
+def test_manual_l01_to_l03_verbatim_with_curl_and_jq(
+    stack: Stack, db: sa.Engine, tmp_path: Path
+) -> None:
     done = run_manual(MANUAL_L01_L03, stack, tmp_path)
     run_id = done.stdout.split("RUN=")[1].split()[0]
     assert "GATE=waiting_input/DecideST" in done.stdout
@@ -210,7 +212,7 @@ MANUAL_RETRY = textwrap.dedent(
 )
 
 
-def test_manual_infra_outage_retry_verbatim(stack: Stack, tmp_path) -> None:
+def test_manual_infra_outage_retry_verbatim(stack: Stack, tmp_path: Path) -> None:
     done = run_manual(MANUAL_RETRY, stack, tmp_path)
     run_id = done.stdout.split("RUN=")[1].split()[0]
     assert '{"status":"retries_exceeded","nextAction":"REPAIR"}' in done.stdout

@@ -8,10 +8,11 @@ from collections.abc import Callable
 
 import pytest
 
+from sisu_kodo.cli.stack import free_port
 from sisu_kodo.client import SisuClient
 from sisu_kodo.contracts.runs import RunStatus
 from sisu_kodo.db.engine import create_engine
-from tests.fixtures.processes import Stack, free_port, wait_for
+from tests.fixtures.processes import Stack, wait_for
 from tests.fixtures.runs import execute_tasks, rows, run_to_gate, scalar, wait_status
 
 pytestmark = pytest.mark.integration

@@ -10,10 +10,11 @@ import sys
 import httpx
 import pytest
 
+from sisu_kodo.cli.stack import free_port
 from sisu_kodo.client import SisuClient
 from sisu_kodo.contracts.intents import IntentCreate
 from sisu_kodo.contracts.runs import NextAction, RunStatus
-from tests.fixtures.processes import Stack, free_port
+from tests.fixtures.processes import Stack
 from tests.fixtures.runs import execute_tasks, run_to_end, run_to_gate, start_run
 
 pytestmark = pytest.mark.integration

@@ -5,9 +5,10 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from sisu_kodo.cli.stack import free_port
 from sisu_kodo.client import SisuClient
 from sisu_kodo.contracts.runs import NextAction, RunStatus
-from tests.fixtures.processes import Stack, free_port
+from tests.fixtures.processes import Stack
 from tests.fixtures.runs import start_run, wait_status
 
 pytestmark = pytest.mark.integration

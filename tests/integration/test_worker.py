@@ -8,8 +8,9 @@ import sys
 import httpx
 import pytest
 
+from sisu_kodo.cli.stack import free_port
 from sisu_kodo.client import SisuClient
-from tests.fixtures.processes import Stack, free_port
+from tests.fixtures.processes import Stack
 from tests.fixtures.runs import run_to_end
 
 pytestmark = pytest.mark.integration

@@ -27,7 +27,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qsl
 
 import uvicorn
@@ -188,7 +188,8 @@ class _Process:
             stderr=asyncio.subprocess.PIPE,
         )
         sandbox.pids.add(proc.pid)
-        yield process_pb.StartResponse(event=E(event=Oneof("start", E.StartEvent(pid=proc.pid))))
+        started: Oneof[Literal["start"], Any] = Oneof("start", E.StartEvent(pid=proc.pid))
+        yield process_pb.StartResponse(event=E(event=started))
         queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
         pumps = [
             asyncio.create_task(_pump(s, name, queue))
@@ -198,11 +199,19 @@ class _Process:
         while not (done.done() and queue.empty()):
             with contextlib.suppress(TimeoutError):
                 name, chunk = await asyncio.wait_for(queue.get(), 0.05)
-                data = E.DataEvent(output=Oneof(name, chunk))
-                yield process_pb.StartResponse(event=E(event=Oneof("data", data)))
+                # The stream name is known only at run time, so it cannot be the Literal
+                # that the generated Oneof type spells out.
+                output = Oneof(name, chunk)
+                data: Oneof[Literal["data"], Any] = Oneof(
+                    "data",
+                    E.DataEvent(output=output),  # type: ignore[arg-type]
+                )
+                yield process_pb.StartResponse(event=E(event=data))
         rc = await proc.wait()
-        end = E.EndEvent(exit_code=rc, exited=True, status=f"exit status {rc}")
-        yield process_pb.StartResponse(event=E(event=Oneof("end", end)))
+        ended: Oneof[Literal["end"], Any] = Oneof(
+            "end", E.EndEvent(exit_code=rc, exited=True, status=f"exit status {rc}")
+        )
+        yield process_pb.StartResponse(event=E(event=ended))
 
     async def send_signal(self, req: Any, ctx: Any) -> Any:
         pid = req.process.selector.value
@@ -285,7 +294,7 @@ def build_app(fake: FakeE2B) -> Starlette:
         return app
 
     process = ProcessASGIApplication(_Process(fake))  # type: ignore[arg-type]
-    filesystem = FilesystemASGIApplication(_Filesystem(fake))  # type: ignore[arg-type]
+    filesystem = FilesystemASGIApplication(_Filesystem(fake))
     return Starlette(
         routes=[
             Route("/v2/sandboxes", fake.create, methods=["POST"]),

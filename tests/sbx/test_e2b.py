@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from typing import Any
 
 import pytest
 
@@ -69,7 +70,12 @@ def test_leftovers_of_a_crashed_attempt_are_killed(
     from e2b import Sandbox
 
     fake, url = e2b_fake
-    params = {"api_key": "e2b_test_key", "api_url": url, "sandbox_url": url, "http_version": "1.1"}
+    params: dict[str, Any] = {
+        "api_key": "e2b_test_key",
+        "api_url": url,
+        "sandbox_url": url,
+        "http_version": "1.1",
+    }
     meta = {OWNER_KEY: OWNER_VALUE, "runId": "run-1", "taskKey": "task-crash", "attempt": "1"}
     left = Sandbox.create(metadata=meta, **params).sandbox_id  # what a crashed worker left
     result = e2b.run(make_request("true", taskKey="task-crash", attempt=2))
@@ -83,7 +89,12 @@ def test_sweep_kills_only_sandboxes_of_finished_runs(
     from e2b import Sandbox
 
     fake, url = e2b_fake
-    params = {"api_key": "e2b_test_key", "api_url": url, "sandbox_url": url, "http_version": "1.1"}
+    params: dict[str, Any] = {
+        "api_key": "e2b_test_key",
+        "api_url": url,
+        "sandbox_url": url,
+        "http_version": "1.1",
+    }
     live = Sandbox.create(metadata={OWNER_KEY: OWNER_VALUE, "runId": "live"}, **params)
     done = Sandbox.create(metadata={OWNER_KEY: OWNER_VALUE, "runId": "done"}, **params)
     foreign = Sandbox.create(metadata={"runId": "done"}, **params)

@@ -5,7 +5,7 @@ from sisu_kodo.sbx.faults import FAULT_LABEL
 from sisu_kodo.sbx.mock import MockSandboxProvider
 
 
-def _request(attempt: int = 1, **labels: str) -> SandboxRequest:
+def _request(attempt: int = 1, /, **labels: str) -> SandboxRequest:
     return SandboxRequest(
         runId="run_x",
         taskKey="k" * 64,
