@@ -4,7 +4,6 @@ completes, nothing is duplicated."""
 from __future__ import annotations
 
 import tempfile
-import time
 from pathlib import Path
 
 import httpx
@@ -49,7 +48,12 @@ def test_database_restart_mid_run(tmp_path: Path) -> None:
                 what="first tasks",
             )
             server.restart()
-            time.sleep(1)
+            # The API answers 200 again once its pool has reconnected to the new server.
+            wait_for(
+                lambda: httpx.get(f"{stack.base_url}/healthz", timeout=5).status_code == 200,
+                timeout=60,
+                what="the API to reconnect",
+            )
             done = wait_status(client, gate.runId, RunStatus.SUCCEEDED, timeout=120)
             health = httpx.get(f"{stack.base_url}/healthz").json()
         assert health["ok"] and any(w["alive"] for w in health["workers"])

@@ -14,6 +14,7 @@ import pytest
 
 from sisu_kodo.contracts.sandbox import ErrCode, FileIn
 from sisu_kodo.sbx.local import LocalLimits, LocalSandboxProvider
+from tests.fixtures.processes import wait_for
 from tests.sbx.conftest import MakeRequest
 
 
@@ -195,8 +196,11 @@ def test_process_fallback_is_reported_and_still_limits(
     assert timed.errCode is ErrCode.TIMEOUT
     # Output goes to files, so an escapee holding stdout cannot hang the provider; the
     # task's cgroup (when writable) kills it too.
-    time.sleep(0.1)
-    assert not _survivors(f"sleep {marker}") or not Path("/sys/fs/cgroup/memory").is_dir()
+    wait_for(
+        lambda: not _survivors(f"sleep {marker}") or not Path("/sys/fs/cgroup/memory").is_dir(),
+        timeout=10,
+        what="the escaped grandchild to be killed with the task's cgroup",
+    )
 
 
 def test_bwrap_refused_falls_back_to_process(work_root: Path, make_request: MakeRequest) -> None:
