@@ -176,8 +176,8 @@ class Settings(BaseSettings):
         (),
         alias="SISU_ALLOWED_HOSTS",
         description="Comma-separated host names the API answers to, any port ('*': any host,"
-        " '*.example.com': its subdomains); default 127.0.0.1, localhost, ::1 and SISU_HOST"
-        " unless it is a wildcard address. Other Host headers get 400 host_not_allowed.",
+        " '*.example.com': its subdomains); default 127.0.0.1, localhost, ::1 and SISU_HOST."
+        " Other Host headers get 400 host_not_allowed.",
     )
     allowed_origins: Annotated[tuple[OriginEntry, ...], NoDecode] = Field(
         (),

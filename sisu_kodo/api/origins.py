@@ -16,8 +16,6 @@ from sisu_kodo.config import Settings
 from sisu_kodo.errors import HostNotAllowedError, OriginNotAllowedError
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
-# Addresses that mean "every interface" when bound, never a name a client would use.
-WILDCARD_ADDRESSES = frozenset({"0.0.0.0", "::", "*", ""})
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 # host[:port], host a name, an IPv4 literal or a bracketed IPv6 literal: no user info,
 # path or spaces, which urlsplit would otherwise quietly drop.
@@ -96,9 +94,10 @@ class SiteAllowlist:
 
 
 def _default_hosts(bind_host: str) -> tuple[str, ...]:
-    if bind_host.strip().lower() in WILDCARD_ADDRESSES:
-        return LOOPBACK_HOSTS
-    return (*LOOPBACK_HOSTS, bind_host.strip().lower())
+    """The loopback names and the bound address, even a wildcard one: `sisu up` and
+    `sisu demo` address the API as http://$SISU_HOST:$PORT, and no page can present
+    0.0.0.0 as its own name (one that posts to it still shows its Origin)."""
+    return (*LOOPBACK_HOSTS, bind_host) if bind_host.strip() else LOOPBACK_HOSTS
 
 
 def _bare_host(host: str) -> str:
