@@ -278,10 +278,10 @@ def test_hostile_request_is_refused_and_writes_nothing(
     assert body["code"] == case.code
     assert body["message"]
     assert ledger_counts(db) == before
-    assert wait_status_now(db, gated_run) == RunStatus.WAITING_INPUT.value
+    assert run_status(db, gated_run) == RunStatus.WAITING_INPUT.value
 
 
-def wait_status_now(db: sa.Engine, run_id: str) -> str:
+def run_status(db: sa.Engine, run_id: str) -> str:
     with db.connect() as conn:
         status = conn.execute(
             sa.text("SELECT status FROM app.runs WHERE id = :id"), {"id": run_id}
