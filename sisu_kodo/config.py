@@ -10,12 +10,26 @@ from __future__ import annotations
 import socket
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 APP_NAME = "sisu-kodo"
+
+# A host name or IP literal, with an optional leading '*.' wildcard, or '*' alone.
+HostEntry = Annotated[
+    str, StringConstraints(pattern=r"^(\*|(\*\.)?[a-z0-9_.-]+|\[?[0-9a-f:.]+\]?)$")
+]
+# scheme://host[:port] (no path), or '*' alone.
+OriginEntry = Annotated[str, StringConstraints(pattern=r"^(\*|https?://[^/?#\s]+)$")]
 
 
 class OcMode(StrEnum):
@@ -150,6 +164,29 @@ class Settings(BaseSettings):
         alias="SISU_EXECUTOR_ID",
         description="Stable, unique worker identity; default <hostname>-worker-<n>.",
     )
+    # --- request hardening (issue 10) ---
+    max_body_bytes: int = Field(
+        1_048_576,
+        alias="SISU_MAX_BODY_BYTES",
+        ge=1024,
+        description="Longest request body the API reads; a longer one is refused with"
+        " 413 payload_too_large while it streams in.",
+    )
+    allowed_hosts: Annotated[tuple[HostEntry, ...], NoDecode] = Field(
+        (),
+        alias="SISU_ALLOWED_HOSTS",
+        description="Comma-separated host names the API answers to, any port ('*': any host,"
+        " '*.example.com': its subdomains); default 127.0.0.1, localhost, ::1 and SISU_HOST."
+        " Other Host headers get 400 host_not_allowed.",
+    )
+    allowed_origins: Annotated[tuple[OriginEntry, ...], NoDecode] = Field(
+        (),
+        alias="SISU_ALLOWED_ORIGINS",
+        description="Comma-separated origins (scheme://host[:port], or '*') whose pages may"
+        " send state-changing requests; default http(s) on any allowed host, any port."
+        " Others get 403 origin_not_allowed.",
+    )
+    # --- end request hardening (issue 10) ---
 
     # --- storage ---
     database_url: str | None = Field(
@@ -344,6 +381,16 @@ class Settings(BaseSettings):
     @classmethod
     def _no_blank_urls(cls, value: str | None) -> str | None:
         return value.strip() if value else None
+
+    @field_validator("allowed_hosts", "allowed_origins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        """Hosts and origins are case-insensitive: keep them split, trimmed and lowercased."""
+        if isinstance(value, str):
+            value = value.split(",")
+        if isinstance(value, list | tuple):
+            return tuple(str(item).strip().lower() for item in value if str(item).strip())
+        return value
 
     @property
     def opencode_url(self) -> str:

@@ -2,7 +2,10 @@
 
     AppError (500 internal)
     ├── InvalidRequestError (400 validation_error)
-    │   └── QueuePolicyViolationError (400 queue_policy_violation)
+    │   ├── QueuePolicyViolationError (400 queue_policy_violation)
+    │   └── HostNotAllowedError (400 host_not_allowed)
+    ├── OriginNotAllowedError (403 origin_not_allowed)
+    ├── PayloadTooLargeError (413 payload_too_large)
     ├── NotFoundError (404 not_found)
     ├── ConflictError (409)
     │   ├── IllegalStateError (409 illegal_state)
@@ -41,6 +44,26 @@ class InvalidRequestError(AppError):
 
 class QueuePolicyViolationError(InvalidRequestError):
     code = "queue_policy_violation"
+
+
+class HostNotAllowedError(InvalidRequestError):
+    """The Host header names no allowed host (SISU_ALLOWED_HOSTS): DNS rebinding."""
+
+    code = "host_not_allowed"
+
+
+class OriginNotAllowedError(AppError):
+    """A state-changing request from a page of another site (SISU_ALLOWED_ORIGINS)."""
+
+    code = "origin_not_allowed"
+    http_status = 403
+
+
+class PayloadTooLargeError(AppError):
+    """The request body is longer than SISU_MAX_BODY_BYTES."""
+
+    code = "payload_too_large"
+    http_status = 413
 
 
 class NotFoundError(AppError):

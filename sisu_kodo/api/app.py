@@ -12,7 +12,8 @@ from fastapi.openapi.utils import get_openapi
 from sisu_kodo.api.deps import ApiState
 from sisu_kodo.api.errors import document_error_lattice, install_error_handlers
 from sisu_kodo.api.gateway import WorkflowGateway
-from sisu_kodo.api.middleware import AssumeJsonBodies
+from sisu_kodo.api.middleware import BrowserGuard, StrictJsonBodies
+from sisu_kodo.api.origins import SiteAllowlist
 from sisu_kodo.api.routes import artifacts, health, intents, runs
 from sisu_kodo.config import Settings
 from sisu_kodo.db import bootstrap
@@ -45,7 +46,9 @@ def create_app(settings: Settings) -> FastAPI:
         summary="Intent -> plan -> approval -> sandbox fan-out, durable on DBOS + PostgreSQL.",
         lifespan=lifespan,
     )
-    app.add_middleware(AssumeJsonBodies)
+    # Added last runs first: the Host/Origin guard refuses before any body is read.
+    app.add_middleware(StrictJsonBodies, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BrowserGuard, sites=SiteAllowlist.from_settings(settings))
     install_error_handlers(app)
     for module in (health, intents, runs, artifacts):
         app.include_router(module.router)

@@ -29,11 +29,16 @@ def _field_path(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "body"
 
 
+def error_response(exc: AppError) -> JSONResponse:
+    """The body of a 4xx AppError; middleware answers with it before any route runs."""
+    return _body(exc.http_status, exc.code, exc.message, exc.details)
+
+
 async def _app_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AppError)
     if exc.http_status >= 500:
         return await _unexpected(_, exc)
-    return _body(exc.http_status, exc.code, exc.message, exc.details)
+    return error_response(exc)
 
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
@@ -64,12 +69,16 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
 
 
 _DESCRIPTIONS = {
-    400: "validation_error or queue_policy_violation; nothing was written",
+    400: "validation_error, queue_policy_violation or host_not_allowed; nothing was written",
+    403: "origin_not_allowed: a state-changing request from another site's page",
     404: "not_found",
     409: "illegal_state, retry_drift or run_identity_conflict; nothing was written",
+    413: "payload_too_large: the body is longer than SISU_MAX_BODY_BYTES",
     500: "internal (with a correlation id)",
     503: "the database is unreachable",
 }
+# Methods whose requests change state: the ones middleware checks for Origin and body size.
+STATE_CHANGING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -81,16 +90,20 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 def document_error_lattice(schema: dict[str, Any]) -> dict[str, Any]:
     """Say in the OpenAPI what the API really answers: 400 (not FastAPI's 422) for request
-    validation, and a possible 500 everywhere."""
+    validation and refused Host headers, 403 and 413 from the middleware on state-changing
+    requests, and a possible 500 everywhere."""
     error_ref = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
     for path in schema.get("paths", {}).values():
-        for operation in path.values():
+        for method, operation in path.items():
             responses = operation.setdefault("responses", {})
-            if responses.pop("422", None) is not None:
+            responses.pop("422", None)
+            statuses = [400, 500]
+            if method.upper() in STATE_CHANGING_METHODS:
+                statuses += [403, 413]
+            for status in statuses:
                 responses.setdefault(
-                    "400", {"description": _DESCRIPTIONS[400], "content": error_ref}
+                    str(status), {"description": _DESCRIPTIONS[status], "content": error_ref}
                 )
-            responses.setdefault("500", {"description": _DESCRIPTIONS[500], "content": error_ref})
     components = schema.get("components", {}).get("schemas", {})
     for unused in ("HTTPValidationError", "ValidationError"):
         components.pop(unused, None)

@@ -1,26 +1,111 @@
-"""ASGI middleware."""
+"""ASGI middleware: what is refused at the door, before any route runs or anything is read
+beyond what is needed to refuse it."""
 
 from __future__ import annotations
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from sisu_kodo.api.bodies import check_json_body
+from sisu_kodo.api.errors import STATE_CHANGING_METHODS, error_response
+from sisu_kodo.api.origins import SiteAllowlist
+from sisu_kodo.errors import AppError, PayloadTooLargeError
 
 _JSON = b"application/json"
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
-class AssumeJsonBodies:
-    """Treat every request body as JSON, whatever Content-Type it declares.
+class BrowserGuard:
+    """Refuse requests a hostile page in an operator's browser could make: a Host that is
+    not ours (DNS rebinding), and state changes from another site's page (CSRF)."""
 
-    The manual's curl commands send `-d '{...}'` with no header, which curl labels
-    `application/x-www-form-urlencoded`; this API only speaks JSON, so it reads them
-    as JSON (malformed JSON still gets a 400 validation_error).
-    """
-
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, sites: SiteAllowlist) -> None:
         self.app = app
+        self.sites = sites
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] in ("POST", "PUT", "PATCH"):
-            headers = [(k, v) for k, v in scope["headers"] if k != b"content-type"]
-            headers.append((b"content-type", _JSON))
-            scope = {**scope, "headers": headers}
+        if scope["type"] == "http":
+            headers = Headers(scope=scope)
+            try:
+                self.sites.check_host(headers.get("host"))
+                if scope["method"] in STATE_CHANGING_METHODS:
+                    self.sites.check_origin(headers.get("origin"), headers.get("sec-fetch-site"))
+            except AppError as exc:
+                await error_response(exc)(scope, receive, send)
+                return
         await self.app(scope, receive, send)
+
+
+class StrictJsonBodies:
+    """Read each request body once, at most `max_bytes` of it, check that it is strict JSON
+    (api/bodies.py) and hand it on labelled JSON, whatever Content-Type it declared.
+
+    The manual's curl commands send `-d '{...}'` with no header, which curl labels
+    `application/x-www-form-urlencoded`; this API only speaks JSON, so it reads them as
+    JSON. The size cap holds while the body streams in, with or without Content-Length:
+    a body is never buffered past the cap, and a declared oversize one is refused unread.
+    """
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in _BODY_METHODS:
+            await self.app(scope, receive, send)
+            return
+        try:
+            self._check_declared_length(Headers(scope=scope).get("content-length"))
+            body = await self._read_body(receive)
+            if body:
+                check_json_body(body)
+        except AppError as exc:
+            await error_response(exc)(scope, receive, send)
+            return
+        if body is None:  # the client left before sending its body: nobody to answer
+            return
+        await self.app(_labelled_json(scope), _replay(body, receive), send)
+
+    def _check_declared_length(self, declared: str | None) -> None:
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            raise self._too_large(f"Content-Length {declared}")
+
+    async def _read_body(self, receive: Receive) -> bytes | None:
+        body = bytearray()
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return None
+            body += message.get("body", b"")
+            if len(body) > self.max_bytes:
+                raise self._too_large(f"more than {self.max_bytes} bytes")
+            if not message.get("more_body", False):
+                return bytes(body)
+
+    def _too_large(self, seen: str) -> PayloadTooLargeError:
+        return PayloadTooLargeError(
+            f"the request body is too large ({seen}); at most {self.max_bytes} bytes"
+            " (SISU_MAX_BODY_BYTES)",
+            {"maxBytes": self.max_bytes},
+        )
+
+
+def _labelled_json(scope: Scope) -> Scope:
+    headers = [(k, v) for k, v in scope["headers"] if k != b"content-type"]
+    headers.append((b"content-type", _JSON))
+    return {**scope, "headers": headers}
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A receive that gives the body read already, then the client's own messages
+    (so routes still learn of a disconnect)."""
+    delivered = False
+
+    async def replay() -> Message:
+        nonlocal delivered
+        if delivered:
+            return await receive()
+        delivered = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay

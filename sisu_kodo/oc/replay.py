@@ -9,6 +9,12 @@ from sisu_kodo.oc.fixtures import FixtureStore
 from sisu_kodo.oc.port import Answer, CompileRequest, PlannerError, PlanResult
 from sisu_kodo.oc.prompts import parse_plan, plan_ask
 
+# The door takes goals of up to MAX_GOAL_CHARS (10,000) characters, but PlanTask holds a
+# 2,000-character purpose and a 10,000-character command (in which shell quoting can
+# quintuple a goal's length): each task cites the goal's start only, so every goal the
+# door accepts gets a valid plan, and a long goal does not swell each of its tasks.
+GOAL_EXCERPT_CHARS = 200
+
 
 class ReplayPlanner:
     mode = "replay"
@@ -53,12 +59,13 @@ class ReplayPlanner:
 
     def builtin_plan(self, request: CompileRequest) -> Plan:
         goal = request.goal.strip()
+        excerpt = _excerpt(goal)
         count = request.taskCount
         tasks = [
             PlanTask(
                 name=f"task-{index:03d}",
-                command=f"echo {shlex.quote(f'[{index}/{count}] {goal}')}",
-                purpose=f"Part {index} of {count} towards: {goal}",
+                command=f"echo {shlex.quote(f'[{index}/{count}] {excerpt}')}",
+                purpose=f"Part {index} of {count} towards: {excerpt}",
             )
             for index in range(1, count + 1)
         ]
@@ -73,3 +80,9 @@ class ReplayPlanner:
             risks=["Tasks share no state; a task that needs another's output must say so."],
             tests=[f"Every task exits 0 ({count} in all)."],
         )
+
+
+def _excerpt(goal: str) -> str:
+    if len(goal) <= GOAL_EXCERPT_CHARS:
+        return goal
+    return f"{goal[:GOAL_EXCERPT_CHARS].rstrip()}..."

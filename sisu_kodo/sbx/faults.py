@@ -10,6 +10,13 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
+from sisu_kodo.contracts.intents import (
+    MOCK_KNOB_CAPS,
+    MOCK_LATENCY_MS,
+    MOCK_OUTPUT_BYTES,
+    mock_knob,
+)
+
 FAULT_LABEL = "mock.fault"
 LATENCY_LABEL = "mock.latencyMs"
 OUTPUT_LABEL = "mock.outputBytes"
@@ -42,22 +49,21 @@ def task_labels(
     fault, every_task = _fault_for(goal, constraints)
     if fault is not None and (every_task or index == count):
         labels[FAULT_LABEL] = fault.value
-    latency = _count(constraints.get("mockLatencyMs"))
+    latency = _knob(constraints, MOCK_LATENCY_MS)
     if latency is not None:
         labels[LATENCY_LABEL] = str(latency)
     elif "slow" in goal.lower():
         labels[LATENCY_LABEL] = str(SLOW_LATENCY_MS)
-    output = _count(constraints.get("mockOutputBytes"))
+    output = _knob(constraints, MOCK_OUTPUT_BYTES)
     if output is not None:
         labels[OUTPUT_LABEL] = str(output)
     return labels
 
 
-def _count(value: Any) -> int | None:
-    """A non-negative int from constraints, or None (JSON booleans are not counts)."""
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return value
-    return None
+def _knob(constraints: dict[str, Any], knob: str) -> int | None:
+    """The door refuses out-of-range knobs; intents stored before it did are held to the
+    same caps here."""
+    return mock_knob(constraints.get(knob), cap=MOCK_KNOB_CAPS[knob])
 
 
 def _fault_for(goal: str, constraints: dict[str, Any]) -> tuple[Fault | None, bool]:

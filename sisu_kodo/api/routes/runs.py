@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, status
+from fastapi import APIRouter, Header, Query, Request, status
 from fastapi.concurrency import run_in_threadpool
 from pydantic import ValidationError
 from sse_starlette.sse import EventSourceResponse
@@ -14,6 +14,7 @@ from sse_starlette.sse import EventSourceResponse
 from sisu_kodo.api import service, views
 from sisu_kodo.api.deps import ApiState, StateDep
 from sisu_kodo.api.errors import error_responses
+from sisu_kodo.contracts.plans import MAX_PLAN_TASKS
 from sisu_kodo.contracts.runs import (
     Accepted,
     ApprovePlan,
@@ -45,7 +46,9 @@ def get_run(run_id: IdPath, state: StateDep) -> RunView:
 def list_tasks(
     run_id: IdPath,
     state: StateDep,
-    offset: Annotated[int, Query(ge=0, lt=2**31)] = 0,
+    # No run has more than MAX_PLAN_TASKS tasks, and the page's bounds must fit the int
+    # arithmetic of its SQL: a larger offset is a 400, not an overflow.
+    offset: Annotated[int, Query(ge=0, le=MAX_PLAN_TASKS)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 500,
 ) -> TaskPage:
     """ExecuteST's tasks, a page at a time (the RunView shows only the first ones)."""
@@ -122,16 +125,22 @@ def _payload(model: type[Any], payload: dict[str, Any]) -> Any:
 @router.get(
     "/{run_id}/events",
     response_model=list[RunEventView],
-    responses={200: {"content": {"text/event-stream": {}}}, **error_responses(404)},
+    responses={200: {"content": {"text/event-stream": {}}}, **error_responses(400, 404)},
 )
-def list_events(run_id: IdPath, request: Request, state: StateDep) -> Any:
-    """Phase transitions, oldest first; `Accept: text/event-stream` streams them live."""
+def list_events(
+    run_id: IdPath,
+    request: Request,
+    state: StateDep,
+    # The seq of the last event a reconnecting stream saw (run_events.seq is an int).
+    last_event_id: Annotated[int, Header(ge=0, lt=2**31)] = 0,
+) -> Any:
+    """Phase transitions, oldest first; `Accept: text/event-stream` streams them live,
+    after the event `Last-Event-ID` names."""
     with state.engine.connect() as conn:
         run = runs.require_run(conn, run_id=run_id)
         if "text/event-stream" not in request.headers.get("accept", ""):
             return views.list_event_views(conn, run_id=run_id)
-    after = int(request.headers.get("last-event-id", "0") or 0)
-    return EventSourceResponse(_stream(request, state, run.id, after))
+    return EventSourceResponse(_stream(request, state, run.id, last_event_id))
 
 
 async def _stream(
