@@ -5,9 +5,10 @@ process, so both sides of a ratio are measured the same way. It imports neither 
 nor the harness: the ceiling process stays a plain DBOS program.
 
 - Process CPU: psutil user + system time of the measured process (the worker).
-- PostgreSQL CPU: psutil CPU times of the server's postmaster (found by its listening port)
-  and all its children. On a shared server this includes other databases' load; backends
-  that exit inside the window are missed (DBOS and our pools keep theirs open).
+- PostgreSQL CPU: psutil CPU times of the server's postmaster (found by its listening
+  port; if sockets cannot be seen, every `postgres` process) and its children. On a shared
+  server this includes other databases' load; backends that exit inside the window are
+  missed (DBOS and our pools keep theirs open).
 - Transactions: xact_commit + xact_rollback of the measured databases in pg_stat_database,
   minus the meter's own statements. Backends flush these counters at most once a second,
   so each reading first waits STATS_FLUSH_SECONDS; the figure includes the pollers' idle
@@ -69,7 +70,9 @@ def postmaster(url: str) -> psutil.Process | None:
     except psutil.AccessDenied:
         return None
     for conn in connections:
-        if conn.status == psutil.CONN_LISTEN and conn.laddr.port == port and conn.pid:
+        address = conn.laddr
+        listening = conn.status == psutil.CONN_LISTEN and conn.pid
+        if listening and isinstance(address, tuple) and address[1:2] == (port,):
             return psutil.Process(conn.pid)
     return None
 
@@ -79,11 +82,15 @@ def _cpu(process: psutil.Process) -> float:
     return float(times.user + times.system)
 
 
+def _server_processes(server: psutil.Process | None) -> list[psutil.Process]:
+    if server is None:  # every PostgreSQL process of the machine, then
+        return [p for p in psutil.process_iter(["name"]) if p.info["name"] == "postgres"]
+    return [server, *server.children(recursive=True)]
+
+
 def _server_cpu(server: psutil.Process | None) -> dict[tuple[int, float], float]:
-    if server is None:
-        return {}
     cpu = {}
-    for process in [server, *server.children(recursive=True)]:
+    for process in _server_processes(server):
         try:
             cpu[(process.pid, process.create_time())] = _cpu(process)
         except psutil.NoSuchProcess:
