@@ -9,7 +9,7 @@ finished rows in dbos.workflow_status: nothing per child but the child itself.
 
 Run by bench/shapes.py in its own process on its own database:
 
-    python -m bench.raw_ceiling --url URL --runs 10 --tasks 100 --repeat 3
+    python -m bench.raw_ceiling --url URL --runs 10 --tasks 100 --repeat 3 [--poll 0.1]
 
 Prints one JSON line: {"runs": R, "tasks": N, "windows": [<Usage.figures()>...]}.
 """
@@ -29,7 +29,6 @@ from bench.meters import Meter, Usage, measure
 APP = "raw-ceiling"
 VERSION = "raw-ceiling-1"
 QUEUE = "ceilingQ"
-POLL = 0.1
 BATCH = 64
 FINISHED = (
     "SELECT COUNT(*) FROM dbos.workflow_status"
@@ -82,6 +81,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tasks", type=int, default=100)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--poll", type=float, default=0.1, help="queue polling interval (s)")
     args = parser.parse_args(argv)
     DBOS(
         config={
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> None:
         QUEUE,
         partition_concurrency=args.concurrency,
         worker_concurrency=args.concurrency,
-        polling_interval_sec=POLL,
+        polling_interval_sec=args.poll,
     )
     time.sleep(1.5)  # let the queue poller settle on the new interval
     client = DBOSClient(system_database_url=args.url, application_name=APP)
