@@ -120,7 +120,8 @@ class Meter:
     def query(self, sql: str, **params: Any) -> list[sa.Row[Any]]:
         """One autocommit statement (one transaction), counted so it can be subtracted."""
         self._statements += 1
-        return list(self._conn.execute(sa.text(sql), params).all())
+        result = self._conn.execute(sa.text(sql), params)
+        return list(result.all()) if result.returns_rows else []
 
     def wait_until(self, done: Callable[[], bool], *, timeout: float) -> None:
         deadline = time.monotonic() + timeout
