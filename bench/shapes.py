@@ -98,8 +98,10 @@ def measure_ceiling(bench: Bench, shape: Shape, repeat: int, concurrency: int) -
         [sys.executable, "-m", "bench.raw_ceiling", "--url", bench.fresh_database(),
          "--runs", str(shape.runs), "--tasks", str(shape.tasks),
          "--repeat", str(repeat), "--concurrency", str(concurrency), "--poll", POLL_SECONDS],
-        cwd=ROOT, capture_output=True, text=True, check=True, timeout=3600,
+        cwd=ROOT, capture_output=True, text=True, timeout=3600,
     )  # fmt: skip
+    if done.returncode != 0:
+        raise RuntimeError(f"raw ceiling {shape.name} failed:\n{done.stderr[-4000:]}")
     windows: list[Any] = json.loads(done.stdout.strip().splitlines()[-1])["windows"]
     return windows
 

@@ -57,6 +57,7 @@ def test_benchmark_harness(
         assert result[figure] is not None, figure
 
 
+@pytest.mark.timeout(900)  # ours and the ceiling, two shapes, each with its own processes
 def test_shapes_benchmark_reports_every_figure_beside_its_ceiling(
     pg_admin_url: str, tmp_path: Path
 ) -> None:
