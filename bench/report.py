@@ -1,5 +1,8 @@
 """Render docs/benchmarks.md from bench/results/*.json (the figures are never typed by hand).
 
+bench/results/shapes.json is rendered by bench/shapes_table.py, next to shapes-before.json
+when that exists (before/after rows in one table per shape).
+
 python -m bench.report
 """
 
@@ -8,6 +11,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any
+
+from bench import shapes_table
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -62,6 +67,9 @@ def render(narrative: str) -> str:
             f"{rows}\n\nMachine: {machine['cores']} cores, {machine['memoryGiB']} GiB, "
             f"Python {machine['python']}, {machine['date']}.\n"
         )
+    shapes = shapes_table.render(RESULTS)
+    if shapes is not None:
+        sections.append(shapes)
     return narrative + "\n" + "\n".join(sections)
 
 

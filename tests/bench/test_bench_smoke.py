@@ -10,8 +10,11 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from bench.shapes import FIGURES
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -27,12 +30,9 @@ SMOKE = [
 ]
 
 
-@pytest.mark.parametrize(("name", "args", "figures"), SMOKE, ids=[s[0] for s in SMOKE])
-def test_benchmark_harness(
-    name: str, args: list[str], figures: list[str], pg_admin_url: str, tmp_path: Path
-) -> None:
+def _run(name: str, args: list[str], pg_admin_url: str, results: Path) -> dict[str, Any]:
     env = {**os.environ, "SISU_BENCH_DATABASE_URL": pg_admin_url,
-           "SISU_BENCH_RESULTS": str(tmp_path)}  # fmt: skip
+           "SISU_BENCH_RESULTS": str(results)}  # fmt: skip
     done = subprocess.run(
         [sys.executable, "-m", f"bench.{name}", *args],
         cwd=ROOT,
@@ -42,8 +42,30 @@ def test_benchmark_harness(
         timeout=600,
     )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
-    result = json.loads((tmp_path / f"{name}.json").read_text())
+    result: dict[str, Any] = json.loads((results / f"{name}.json").read_text())
     assert result["benchmark"] == name and result["command"].startswith(f"python -m bench.{name}")
     assert result["machine"]["cores"] >= 1
+    return result
+
+
+@pytest.mark.parametrize(("name", "args", "figures"), SMOKE, ids=[s[0] for s in SMOKE])
+def test_benchmark_harness(
+    name: str, args: list[str], figures: list[str], pg_admin_url: str, tmp_path: Path
+) -> None:
+    result = _run(name, args, pg_admin_url, tmp_path)
     for figure in figures:
         assert result[figure] is not None, figure
+
+
+@pytest.mark.timeout(900)  # ours and the ceiling, two shapes, each with its own processes
+def test_shapes_benchmark_reports_every_figure_beside_its_ceiling(
+    pg_admin_url: str, tmp_path: Path
+) -> None:
+    args = ["--shape", "1x3", "--shape", "2x3", "--repeat", "1"]
+    result = _run("shapes", args, pg_admin_url, tmp_path)
+    assert set(result["shapes"]) == {"1x3", "2x3"}
+    for shape in result["shapes"].values():
+        assert shape["ratioToCeiling"] > 0
+        for side in ("ours", "ceiling"):
+            for figure in FIGURES:
+                assert shape[side][figure]["min"] > 0, (side, figure)
