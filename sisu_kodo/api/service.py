@@ -293,7 +293,7 @@ def cancel_run(unit: UnitOfWork, *, run_id: str) -> Accepted:
     # Task workflows are enqueued by the run's execute step, not as DBOS children, so
     # they are canceled by id: every task of the current round still queued or running.
     tasks = [
-        task_workflow_id(task["taskKey"], run.retry_count)
+        task_workflow_id(task.taskKey, run.retry_count)
         for task in executions.decided_tasks(unit.conn, run_id=run_id)
     ]
 

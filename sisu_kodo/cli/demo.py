@@ -22,7 +22,7 @@ from sisu_kodo.cli.settings import settings_of
 from sisu_kodo.cli.stack import STOP_GRACE_SECONDS
 from sisu_kodo.client import SisuClient
 from sisu_kodo.config import Settings
-from sisu_kodo.contracts.runs import RunStatus, RunView, StepId
+from sisu_kodo.contracts.runs import RunStatus, RunView
 from sisu_kodo.errors import AppError
 
 POLL_SECONDS = 0.2
@@ -95,14 +95,6 @@ def _past_planning(run: RunView) -> bool:
     return run.status not in (RunStatus.QUEUED, RunStatus.RUNNING)
 
 
-def _execute_tasks(run: RunView) -> list[dict[str, object]]:
-    for step in run.steps:
-        if step.stepId == StepId.EXECUTE and step.output:
-            tasks: list[dict[str, object]] = step.output.get("raw", {}).get("tasks", [])
-            return tasks
-    return []
-
-
 def _watch_fan_out(client: SisuClient, run_id: str, timeout: float) -> RunView:
     deadline = time.monotonic() + timeout
     with Progress(
@@ -116,8 +108,8 @@ def _watch_fan_out(client: SisuClient, run_id: str, timeout: float) -> RunView:
         bar = progress.add_task("fan-out", total=None, status="queued")
         while True:
             run = client.get_run(run_id)
-            tasks = _execute_tasks(run)
-            finished = sum(1 for task in tasks if task["status"] in ("succeeded", "failed"))
+            tasks = run.execute_tasks()
+            finished = sum(1 for task in tasks if task.status in ("succeeded", "failed"))
             progress.update(
                 bar, total=len(tasks) or None, completed=finished, status=run.status.value
             )
@@ -142,15 +134,15 @@ def _finish(run: RunView) -> RunView:
     table = Table(title=f"run {run.runId}: ExecuteST tasks")
     for column in ("task", "status", "errCode", "exit", "attempt", "wallMs", "sandboxRef"):
         table.add_column(column)
-    for task in _execute_tasks(run):
+    for task in run.execute_tasks():
         table.add_row(
-            str(task["name"]),
-            str(task["status"]),
-            str(task["errCode"]),
-            str(task["exitCode"]),
-            str(task["attempt"]),
-            str(task["wallMs"]),
-            str(task["sandboxRef"]),
+            task.name,
+            task.status,
+            str(task.errCode),
+            str(task.exitCode),
+            str(task.attempt),
+            str(task.wallMs),
+            str(task.sandboxRef),
         )
     console.print(table)
     colour = "green" if run.status is RunStatus.SUCCEEDED else "red"

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from sisu_kodo.contracts.plans import TaskSpec
 from sisu_kodo.contracts.text import JsonObject, Text
 
 
@@ -136,13 +136,13 @@ class TaskView(BaseModel):
     artifacts: list[str] = Field(default_factory=list)
 
     @classmethod
-    def pending(cls, task: Mapping[str, Any]) -> TaskView:
-        """A decided task (a TaskSpec dict) that has no attempt yet."""
+    def pending(cls, task: TaskSpec) -> TaskView:
+        """A decided task that has no attempt yet."""
         return cls(
-            taskKey=task["taskKey"],
-            index=task["index"],
-            name=task["name"],
-            command=task["command"],
+            taskKey=task.taskKey,
+            index=task.index,
+            name=task.name,
+            command=task.command,
             status="pending",
         )
 
@@ -157,6 +157,79 @@ class TaskPage(BaseModel):
     tasks: list[dict[str, Any]]
 
 
+# ---- step outputs (app.run_steps.output, StepView.output) ------------------------------
+# Field order is the order the live view serialises; recorded outputs come back from
+# JSONB, so the wire shows them as PostgreSQL orders keys, exactly as before these models.
+
+
+class CompileOutput(BaseModel):
+    """CompileST's recorded output: where the plan card is and what it says."""
+
+    planUri: str
+    planSha256: str
+    planner: str
+    planSource: str
+    opencodeCallId: str | None
+    planNote: str | None
+    goal: str
+    design: list[str]
+    risks: list[str]
+    tests: list[str]
+    taskCount: int
+
+
+class TaskPreview(BaseModel):
+    taskKey: str
+    name: str
+    command: str
+    labels: dict[str, str]
+
+
+class DecideOutput(BaseModel):
+    """DecideST's recorded output: the hashes the approval binds to, and a task preview."""
+
+    planSha256: str
+    tasksSha256: str
+    taskListUri: str
+    taskCount: int
+    concurrency: int
+    tasks: list[TaskPreview]
+    tasksTruncated: bool
+
+
+class ExecuteRaw(BaseModel):
+    """ExecuteST's per-task detail, the manual's `.output.raw.tasks`.
+
+    A RunView of a large run cuts `tasks` to a page and adds `tasksTruncated`,
+    `taskCount` and `tasksUri` (ignored here: the page is what the view holds).
+    """
+
+    tasks: list[TaskView]
+
+
+class ExecuteOutput(BaseModel):
+    """ExecuteST's recorded output once every task has ended."""
+
+    errCode: str | None  # the first failed task's (NONE when all succeeded)
+    taskCount: int
+    succeeded: int
+    failed: int
+    wallMs: int
+    tasksSha256: str
+    raw: ExecuteRaw
+
+    def failed_tasks(self) -> list[TaskView]:
+        return [task for task in self.raw.tasks if task.status != "succeeded"]
+
+
+class ExecuteProgress(BaseModel):
+    """ExecuteST's output in a RunView while its fan-out runs."""
+
+    taskCount: int
+    completed: int
+    raw: ExecuteRaw
+
+
 class StepView(BaseModel):
     stepId: str
     phase: str
@@ -164,6 +237,14 @@ class StepView(BaseModel):
     startedAt: str | None
     finishedAt: str | None
     output: dict[str, Any] | None
+
+    def execute_output(self) -> ExecuteOutput | ExecuteProgress | None:
+        """This ExecuteST step's output, typed: recorded once finished, else the progress."""
+        if self.output is None:
+            return None
+        if self.finishedAt is None:
+            return ExecuteProgress.model_validate(self.output)
+        return ExecuteOutput.model_validate(self.output)
 
 
 class RunView(BaseModel):
@@ -183,6 +264,18 @@ class RunView(BaseModel):
     updatedAt: str
     steps: list[StepView]
     artifacts: list[ArtifactRef]
+
+    def step(self, step_id: StepId) -> StepView | None:
+        return next((step for step in self.steps if step.stepId == step_id), None)
+
+    def execute_output(self) -> ExecuteOutput | ExecuteProgress | None:
+        execute = self.step(StepId.EXECUTE)
+        return execute.execute_output() if execute else None
+
+    def execute_tasks(self) -> list[TaskView]:
+        """ExecuteST's tasks as this view shows them (live while running); [] before it."""
+        output = self.execute_output()
+        return output.raw.tasks if output else []
 
 
 class RunEventView(BaseModel):

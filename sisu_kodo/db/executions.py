@@ -6,30 +6,36 @@ succeeded (kept, never re-executed) from those that get a new attempt.
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 import sqlalchemy as sa
+from pydantic import TypeAdapter
 
 from sisu_kodo.contracts.artifacts import artifact_uri
+from sisu_kodo.contracts.plans import TaskSpec
 from sisu_kodo.contracts.runs import StepId, TaskView
 from sisu_kodo.contracts.sandbox import ErrCode
 from sisu_kodo.db import artifacts, sandbox_runs
 
+_TASK_LIST = TypeAdapter(list[TaskSpec])
 
-def decided_tasks(conn: sa.Connection, *, run_id: str) -> list[dict[str, Any]]:
+
+def parse_task_list(content: bytes) -> list[TaskSpec]:
+    """The tasks of DecideST's `task_list` artifact."""
+    return _TASK_LIST.validate_json(content)
+
+
+def decided_tasks(conn: sa.Connection, *, run_id: str) -> list[TaskSpec]:
     task_list = artifacts.read_artifact(conn, uri=artifact_uri(run_id, StepId.DECIDE, "task_list"))
-    return json.loads(task_list.content) if task_list else []
+    return parse_task_list(task_list.content) if task_list else []
 
 
 def task_views(
-    conn: sa.Connection, *, run_id: str, tasks: list[dict[str, Any]], max_attempts: int
+    conn: sa.Connection, *, run_id: str, tasks: list[TaskSpec], max_attempts: int
 ) -> list[TaskView]:
     """Views of `tasks` from their latest `sbx_runs` attempt and that attempt's artifacts.
 
     A retryable failure whose round still has attempts left shows as `retrying`.
     """
-    keys = [task["taskKey"] for task in tasks]
+    keys = [task.taskKey for task in tasks]
     attempts = sandbox_runs.latest_attempts(
         conn, run_id=run_id, step_id=StepId.EXECUTE, task_keys=keys
     )
@@ -42,11 +48,10 @@ def task_views(
     views = []
     for task in tasks:
         view = TaskView.pending(task)
-        latest = attempts.get(task["taskKey"])
+        latest = attempts.get(task.taskKey)
         if latest is not None:
             code = ErrCode(latest.err_code)
-            round_attempt = latest.attempt - int(latest.response.get("attemptOffset", 0))
-            retrying = code.retryable and round_attempt < max_attempts
+            retrying = code.retryable and latest.round_attempt < max_attempts
             view.status = (
                 "succeeded" if code is ErrCode.NONE else "retrying" if retrying else "failed"
             )
@@ -55,7 +60,7 @@ def task_views(
             view.attempt = latest.attempt
             view.wallMs = latest.metrics.get("wallMs")
             view.sandboxRef = latest.response.get("sandboxRef")
-            view.artifacts = sorted(uris.get((task["taskKey"], latest.attempt), []))
+            view.artifacts = sorted(uris.get((task.taskKey, latest.attempt), []))
         views.append(view)
     return views
 

@@ -110,7 +110,7 @@ def _metrics_recorded(conn: sa.Connection, run_id: str) -> OracleResult:
 
 
 def _partitioned(conn: sa.Connection, run_id: str, partition: str, schema: str) -> OracleResult:
-    keys = [task["taskKey"] for task in executions.decided_tasks(conn, run_id=run_id)]
+    keys = [task.taskKey for task in executions.decided_tasks(conn, run_id=run_id)]
     if not keys:
         return OracleResult("sbxQ tasks carry the run's partition key", True, "no tasks yet")
     rows = conn.execute(
@@ -146,9 +146,9 @@ def _every_task_once(conn: sa.Connection, run_id: str) -> OracleResult:
         ).all()
     )
     wrong = [
-        task["name"]
+        task.name
         for task in tasks
-        if successes.get(task["taskKey"]) != 1 or receipts.get(task["taskKey"]) != 1
+        if successes.get(task.taskKey) != 1 or receipts.get(task.taskKey) != 1
     ]
     return OracleResult(
         "every task succeeded exactly once",

@@ -12,6 +12,10 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sisu_kodo.canonical import sha256_hex
 from sisu_kodo.contracts.sandbox import ErrCode
 
+_ATTEMPT_COLUMNS = (
+    "task_key, attempt, provider, response, err_code, metrics, created_at, attempt_offset"
+)
+
 
 @dataclass(frozen=True)
 class AttemptRow:
@@ -22,6 +26,12 @@ class AttemptRow:
     err_code: str
     metrics: dict[str, Any]
     created_at: datetime
+    attempt_offset: int  # attempts of the task's earlier retry rounds
+
+    @property
+    def round_attempt(self) -> int:
+        """The attempt's number within its retry round (1 for a round's first attempt)."""
+        return self.attempt - self.attempt_offset
 
 
 def record_attempt(
@@ -31,6 +41,7 @@ def record_attempt(
     step_id: str,
     task_key: str,
     attempt: int,
+    attempt_offset: int,
     provider: str,
     request: dict[str, Any],
     response: dict[str, Any],
@@ -42,10 +53,10 @@ def record_attempt(
     result = conn.execute(
         sa.text(
             """
-            INSERT INTO app.sbx_runs (run_id, step_id, task_key, attempt, provider, request,
-                                      response, err_code, metrics)
-            VALUES (:run_id, :step_id, :task_key, :attempt, :provider, :request, :response,
-                    :err_code, :metrics)
+            INSERT INTO app.sbx_runs (run_id, step_id, task_key, attempt, attempt_offset,
+                                      provider, request, response, err_code, metrics)
+            VALUES (:run_id, :step_id, :task_key, :attempt, :attempt_offset, :provider,
+                    :request, :response, :err_code, :metrics)
             ON CONFLICT (run_id, step_id, task_key, attempt) DO NOTHING
             """
         ).bindparams(
@@ -58,6 +69,7 @@ def record_attempt(
             "step_id": step_id,
             "task_key": task_key,
             "attempt": attempt,
+            "attempt_offset": attempt_offset,
             "provider": provider,
             "request": request,
             "response": response,
@@ -73,8 +85,8 @@ def read_attempt(
 ) -> AttemptRow | None:
     row = conn.execute(
         sa.text(
-            "SELECT task_key, attempt, provider, response, err_code, metrics, created_at"
-            " FROM app.sbx_runs WHERE run_id = :run_id AND step_id = :step_id"
+            f"SELECT {_ATTEMPT_COLUMNS} FROM app.sbx_runs"
+            " WHERE run_id = :run_id AND step_id = :step_id"
             " AND task_key = :task_key AND attempt = :attempt"
         ),
         {"run_id": run_id, "step_id": step_id, "task_key": task_key, "attempt": attempt},
@@ -127,9 +139,8 @@ def latest_attempts(
 ) -> dict[str, AttemptRow]:
     rows = conn.execute(
         sa.text(
-            """
-            SELECT DISTINCT ON (task_key) task_key, attempt, provider, response, err_code,
-                   metrics, created_at
+            f"""
+            SELECT DISTINCT ON (task_key) {_ATTEMPT_COLUMNS}
             FROM app.sbx_runs WHERE run_id = :run_id AND step_id = :step_id
               AND (CAST(:keys AS text[]) IS NULL OR task_key = ANY(:keys))
             ORDER BY task_key, attempt DESC
@@ -154,13 +165,12 @@ def count_finished_tasks(
             sa.text(
                 """
                 SELECT COUNT(*) FROM (
-                    SELECT DISTINCT ON (task_key) err_code, attempt,
-                           COALESCE((response->>'attemptOffset')::int, 0) AS round_offset
+                    SELECT DISTINCT ON (task_key) err_code, attempt, attempt_offset
                     FROM app.sbx_runs WHERE run_id = :run_id AND step_id = :step_id
                     ORDER BY task_key, attempt DESC
                 ) latest
                 WHERE err_code = 'NONE' OR err_code = ANY(:final)
-                   OR attempt - round_offset >= :max_attempts
+                   OR attempt - attempt_offset >= :max_attempts
                 """
             ),
             {

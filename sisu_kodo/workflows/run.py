@@ -13,45 +13,43 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 from dbos import DBOS
 from dbos._error import DBOSException
 
 from sisu_kodo.errors import AppError
-from sisu_kodo.workflows import steps
 from sisu_kodo.workflows.names import EXECUTE_WORKFLOW, PLAN_WORKFLOW, TASK_WORKFLOW
+from sisu_kodo.workflows.payloads import TaskOutcome, TaskRun
+from sisu_kodo.workflows.steps import attempts, execution, ledger, planning
 
 
 @DBOS.workflow(name=PLAN_WORKFLOW)
 def run_plan_workflow(run_id: str) -> str:
-    start = steps.begin_plan(run_id)
+    start = planning.begin_plan(run_id)
     if start is None:
         return "skipped"
     with _failing_run_on_error(run_id, "planning"):
-        plan, plan_sha256 = start["plan"], start["planSha256"]
-        if plan is None:
-            compiled = steps.compile_plan(start["request"])
-            plan = compiled["plan"]
-            plan_sha256 = steps.record_plan(run_id, compiled)["planSha256"]
-        steps.decide_and_open_gate(run_id, plan, plan_sha256)
+        recorded = start.recorded
+        if recorded is None:
+            recorded = planning.record_plan(run_id, planning.compile_plan(start.request))
+        planning.decide_and_open_gate(run_id, recorded)
     return "waiting_input"
 
 
 @DBOS.workflow(name=EXECUTE_WORKFLOW)
 def run_execute_workflow(run_id: str) -> str:
-    execution = steps.begin_execute(run_id)
-    if execution is None:
+    execution_start = execution.begin_execute(run_id)
+    if execution_start is None:
         return "skipped"
     with _failing_run_on_error(run_id, "execution"):
         _fan_out(
             run_id,
-            execution["tasks"],
-            concurrency=execution["concurrency"],
-            partition_key=execution["partitionKey"],
-            retry_count=execution["retryCount"],
+            execution_start.tasks,
+            concurrency=execution_start.concurrency,
+            partition_key=execution_start.partition_key,
+            retry_count=execution_start.retry_count,
         )
-        return steps.finish_execute(run_id)
+        return execution.finish_execute(run_id)
 
 
 @contextmanager
@@ -65,18 +63,18 @@ def _failing_run_on_error(run_id: str, phase: str) -> Iterator[None]:
     except DBOSException:
         raise
     except Exception as exc:
-        steps.fail_run(run_id, f"{phase} failed: {exc}")
+        ledger.fail_run(run_id, f"{phase} failed: {exc}")
         raise
 
 
 @DBOS.workflow(name=TASK_WORKFLOW)
-def sandbox_task_workflow(run_id: str, task: dict[str, Any]) -> dict[str, Any]:
-    return steps.run_sandbox_task(run_id, task)
+def sandbox_task_workflow(run_id: str, task: TaskRun) -> TaskOutcome:
+    return attempts.run_sandbox_task(run_id, task)
 
 
 def _fan_out(
     run_id: str,
-    tasks: list[dict[str, Any]],
+    tasks: list[TaskRun],
     *,
     concurrency: int,
     partition_key: str,
@@ -96,15 +94,15 @@ def _fan_out(
             waiting[concurrency - len(in_flight) :],
         )
         if batch:
-            enqueued = steps.enqueue_tasks(run_id, batch, partition_key, retry_count)
-            in_flight.update(zip(enqueued, (task["taskKey"] for task in batch), strict=True))
+            enqueued = execution.enqueue_tasks(run_id, batch, partition_key, retry_count)
+            in_flight.update(zip(enqueued, (task.spec.taskKey for task in batch), strict=True))
         _release_finished(run_id, in_flight)
 
 
 def _release_finished(run_id: str, in_flight: dict[str, str]) -> None:
     """Wait for some task workflows to end, commit their receipts, free their slots."""
-    ended = steps.await_tasks(list(in_flight))
+    ended = execution.await_tasks(list(in_flight))
     broken = {wid: status for wid, status in ended.items() if status != "SUCCESS"}
     if broken:
         raise AppError(f"task workflow(s) ended abnormally: {broken}", broken)
-    steps.record_receipts(run_id, [in_flight.pop(workflow_id) for workflow_id in ended])
+    execution.record_receipts(run_id, [in_flight.pop(workflow_id) for workflow_id in ended])

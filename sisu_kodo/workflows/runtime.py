@@ -53,3 +53,9 @@ def chaos_pause(point: str) -> None:
     if seconds:
         log.warning("chaos pause at %s for %.1fs (SISU_CHAOS_PAUSE)", point, seconds)
         time.sleep(seconds)
+
+
+def unbind() -> None:
+    """Forget the bound runtime (a process that ran a worker in-process, such as a test)."""
+    global _runtime
+    _runtime = None

@@ -1,0 +1,222 @@
+"""The execute phase's steps: start ExecuteST, enqueue and await task workflows, commit
+receipts, and aggregate every task's outcome into ExecuteST's output."""
+
+from __future__ import annotations
+
+import time
+
+import sqlalchemy as sa
+from dbos import DBOS
+
+from sisu_kodo.canonical import content_hash
+from sisu_kodo.contracts.artifacts import artifact_uri
+from sisu_kodo.contracts.runs import (
+    ExecuteOutput,
+    ExecuteRaw,
+    NextAction,
+    RunStatus,
+    StepId,
+    TaskView,
+)
+from sisu_kodo.contracts.sandbox import ErrCode
+from sisu_kodo.db import artifacts, executions, recovery, runs, sandbox_runs
+from sisu_kodo.db.engine import reconnecting
+from sisu_kodo.workflows import runtime
+from sisu_kodo.workflows.names import SBX_QUEUE, TASK_WORKFLOW, task_workflow_id
+from sisu_kodo.workflows.payloads import ExecutionStart, TaskRun
+from sisu_kodo.workflows.steps.ledger import start_step, transaction
+
+TASK_POLL_SECONDS = 0.02
+
+
+@transaction("begin_execute")
+def begin_execute(conn: sa.Connection, run_id: str) -> ExecutionStart | None:
+    """Check the approval binds to the decided tasks and start an ExecuteST attempt.
+
+    Returns the tasks still to run, each with the attempt number its new round starts
+    after. None when the run is not (or no longer) approved and queued.
+    """
+    run = runs.require_run(conn, run_id=run_id, for_update=True)
+    if run.status is not RunStatus.QUEUED or run.last_step not in (StepId.DECIDE, StepId.EXECUTE):
+        return None
+    decision = runs.read_decision(conn, run_id=run_id)
+    task_list = artifacts.read_artifact(conn, uri=artifact_uri(run_id, StepId.DECIDE, "task_list"))
+    bound = (
+        decision is not None
+        and decision.decision == "approved"
+        and decision.plan_sha256 == run.plan_sha256
+        and decision.tasks_sha256 == run.tasks_sha256
+        and task_list is not None
+        and task_list.meta.sha256 == run.tasks_sha256
+    )
+    if not bound:
+        runs.transition(
+            conn,
+            run_id=run_id,
+            status=RunStatus.FAILED,
+            event="run.failed",
+            error="the approval does not bind to the decided plan and task list",
+        )
+        return None
+    assert task_list is not None
+    runs.transition(
+        conn,
+        run_id=run_id,
+        status=RunStatus.RUNNING,
+        event="run.started",
+        detail={"resumeAt": StepId.EXECUTE.value, "retryCount": run.retry_count},
+    )
+    start_step(conn, run_id, StepId.EXECUTE)
+    tasks = executions.parse_task_list(task_list.content)
+    views = executions.task_views(
+        conn,
+        run_id=run_id,
+        tasks=tasks,
+        max_attempts=runtime.current().settings.task_max_attempts,
+    )
+    # Tasks that already succeeded (an earlier round of a retried run) are never re-run.
+    to_run = [
+        TaskRun(spec=task, attempt_offset=view.attempt)
+        for task, view in zip(tasks, views, strict=True)
+        if view.status != "succeeded"
+    ]
+    return ExecutionStart(
+        tasks=to_run,
+        concurrency=run.start_request["workload"]["concurrency"],
+        partition_key=run.queue_partition_key,
+        retry_count=run.retry_count,
+    )
+
+
+def enqueue_tasks(
+    run_id: str, tasks: list[TaskRun], partition_key: str, retry_count: int
+) -> list[str]:
+    """Enqueue a batch of task workflows on sbxQ in ONE system-database transaction.
+
+    Each task's workflow id derives from its taskKey (and the retry round), so a step run
+    again after a crash re-attaches to the rows it already wrote (an upsert that changes
+    nothing) instead of duplicating them.
+    """
+    return DBOS.run_step(
+        {"name": "enqueue_tasks"}, _enqueue_tasks, run_id, tasks, partition_key, retry_count
+    )
+
+
+@reconnecting
+def _enqueue_tasks(
+    run_id: str, tasks: list[TaskRun], partition_key: str, retry_count: int
+) -> list[str]:
+    rt = runtime.current()
+    workflow_ids = []
+    with rt.system_engine.begin() as conn:
+        for task in tasks:
+            workflow_id = task_workflow_id(task.spec.taskKey, retry_count)
+            rt.client.enqueue_in_transaction(
+                conn,
+                {
+                    "workflow_name": TASK_WORKFLOW,
+                    "queue_name": SBX_QUEUE,
+                    "workflow_id": workflow_id,
+                    "queue_partition_key": partition_key,
+                    "app_version": rt.settings.app_version,
+                },
+                run_id,
+                task,
+            )
+            workflow_ids.append(workflow_id)
+    return workflow_ids
+
+
+def await_tasks(workflow_ids: list[str]) -> dict[str, str]:
+    """Block until at least one of the task workflows has ended; return every ended one.
+
+    One checkpointed step frees as many slots of the fan-out window as have finished,
+    instead of one recorded wait and one recorded result per task.
+    """
+    return DBOS.run_step({"name": "await_tasks"}, _await_tasks, workflow_ids)
+
+
+def _await_tasks(workflow_ids: list[str]) -> dict[str, str]:
+    while True:
+        ended = _ended_workflows(workflow_ids)
+        if ended:
+            return ended
+        time.sleep(TASK_POLL_SECONDS)
+
+
+@reconnecting
+def _ended_workflows(workflow_ids: list[str]) -> dict[str, str]:
+    with runtime.current().system_engine.connect() as conn:
+        return recovery.finished_workflows(conn, workflow_ids=workflow_ids)
+
+
+@transaction("record_receipts")
+def record_receipts(conn: sa.Connection, run_id: str, task_keys: list[str]) -> int:
+    """Commit one receipt per succeeded task among `task_keys`, exactly once (a batch)."""
+    succeeded = sandbox_runs.succeeded_task_keys(
+        conn, run_id=run_id, step_id=StepId.EXECUTE, task_keys=task_keys
+    )
+    for task_key in succeeded:
+        sandbox_runs.record_receipt(conn, run_id=run_id, task_key=task_key)
+    return len(succeeded)
+
+
+@transaction("finish_execute")
+def finish_execute(conn: sa.Connection, run_id: str) -> str:
+    """Aggregate every task's latest attempt from the ledger into ExecuteST's output."""
+    views = executions.task_views(
+        conn,
+        run_id=run_id,
+        tasks=executions.decided_tasks(conn, run_id=run_id),
+        max_attempts=runtime.current().settings.task_max_attempts,
+    )
+    output = summarise_tasks(views)
+    runs.finish_step(conn, run_id=run_id, step_id=StepId.EXECUTE, output=output.model_dump())
+    failed = output.failed_tasks()
+    if not failed:
+        runs.transition(
+            conn,
+            run_id=run_id,
+            status=RunStatus.SUCCEEDED,
+            event="run.succeeded",
+            step_id=StepId.EXECUTE,
+            detail={"taskCount": output.taskCount},
+            last_step=StepId.EXECUTE,
+        )
+        return RunStatus.SUCCEEDED.value
+    runs.transition(
+        conn,
+        run_id=run_id,
+        status=RunStatus.RETRIES_EXCEEDED,
+        event="run.retries_exceeded",
+        step_id=StepId.EXECUTE,
+        detail={"failed": [task.taskKey for task in failed], "errCode": failed[0].errCode},
+        last_step=StepId.EXECUTE,
+        next_action=NextAction.REPAIR,
+        error=failure_message(failed, output.taskCount),
+    )
+    return RunStatus.RETRIES_EXCEEDED.value
+
+
+def summarise_tasks(views: list[TaskView]) -> ExecuteOutput:
+    """ExecuteST's output from each task's latest attempt (in task-list order)."""
+    failed = [view for view in views if view.status != "succeeded"]
+    return ExecuteOutput(
+        errCode=failed[0].errCode if failed else ErrCode.NONE.value,
+        taskCount=len(views),
+        succeeded=len(views) - len(failed),
+        failed=len(failed),
+        wallMs=max((view.wallMs or 0 for view in views), default=0),
+        tasksSha256=content_hash([view.taskKey for view in views]),
+        raw=ExecuteRaw(tasks=views),
+    )
+
+
+def failure_message(failed: list[TaskView], task_count: int) -> str:
+    """The run's error when `failed` (non-empty, in task-list order) did not succeed."""
+    first = failed[0]
+    exit_code = f", exit code {first.exitCode}" if first.exitCode is not None else ""
+    return (
+        f"task {first.name} ({first.taskKey[:12]}) failed with {first.errCode}"
+        f" at attempt {first.attempt}{exit_code}; {len(failed)} of {task_count} task(s) failed"
+    )

@@ -1,0 +1,149 @@
+"""The execute side in one process: a real DBOS worker on a fresh PostgreSQL database.
+
+The fan-out window is checked against what DBOS recorded: the execute workflow's
+`enqueue_tasks` and `await_tasks` checkpoints say which task workflows were in flight
+at every moment, whatever the timing of this run was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+import sqlalchemy as sa
+from dbos import DBOS
+
+from sisu_kodo.contracts.runs import ExecuteOutput, RunStatus
+from sisu_kodo.workflows.names import execute_workflow_id
+from tests.fixtures.in_process import InProcessWorker
+from tests.fixtures.postgres import TestDatabases
+from tests.fixtures.runs import scalar
+
+CONCURRENCY = 3
+
+
+@pytest.fixture(scope="module")
+def worker(databases: TestDatabases) -> Iterator[InProcessWorker]:
+    started = InProcessWorker.start(
+        databases.create(),
+        mock_latency_ms=5,
+        task_retry_interval_seconds=0.01,
+        queue_poll_seconds=0.05,
+        # The sbxQ limits stay above the run's window, so the window is what binds.
+        sbx_partition_concurrency=4 * CONCURRENCY,
+        sbx_worker_concurrency=4 * CONCURRENCY,
+    )
+    yield started
+    started.stop()
+
+
+@dataclass(frozen=True)
+class WindowTrace:
+    batches: list[list[str]]  # each enqueue_tasks call's workflow ids, in order
+    peak_in_flight: int
+    refilled_every_time: bool  # each batch filled the window (or took every waiting task)
+
+
+def window_trace(run_id: str, *, total: int, concurrency: int) -> WindowTrace:
+    """Replay the execute workflow's recorded fan-out steps."""
+    in_flight: set[str] = set()
+    waiting = total
+    batches: list[list[str]] = []
+    peak, refilled = 0, True
+    for step in DBOS.list_workflow_steps(execute_workflow_id(run_id)):
+        output = step["output"]
+        if step["function_name"] == "enqueue_tasks":
+            assert isinstance(output, list)
+            batch = [str(workflow_id) for workflow_id in output]
+            refilled &= len(in_flight) + len(batch) == min(concurrency, len(in_flight) + waiting)
+            batches.append(batch)
+            in_flight.update(batch)
+            waiting -= len(batch)
+            peak = max(peak, len(in_flight))
+        elif step["function_name"] == "await_tasks":
+            assert isinstance(output, dict)
+            ended = {str(workflow_id): str(status) for workflow_id, status in output.items()}
+            assert ended and set(ended) <= in_flight, "await_tasks reports only its own tasks"
+            in_flight -= set(ended)
+    assert not in_flight and waiting == 0, "every task was enqueued and awaited"
+    return WindowTrace(batches, peak, refilled)
+
+
+def test_fan_out_keeps_the_window_and_enqueues_every_task_once(worker: InProcessWorker) -> None:
+    tasks = 10
+    run_id = worker.run_to_end(
+        "build logic", steps=tasks, concurrency=CONCURRENCY, partition="tenant-window"
+    )
+    assert worker.status(run_id) is RunStatus.SUCCEEDED
+
+    trace = window_trace(run_id, total=tasks, concurrency=CONCURRENCY)
+    enqueued = [workflow_id for batch in trace.batches for workflow_id in batch]
+    assert len(enqueued) == len(set(enqueued)) == tasks
+    assert trace.peak_in_flight == CONCURRENCY
+    assert len(trace.batches[0]) == CONCURRENCY
+    assert len(trace.batches) > 1, "completions freed slots that later batches refilled"
+    assert trace.refilled_every_time
+    assert (
+        scalar(worker.engine, "SELECT COUNT(*) FROM app.mock_receipts WHERE run_id = :r", r=run_id)
+        == tasks
+    )
+
+
+def test_a_window_wider_than_the_run_enqueues_everything_at_once(
+    worker: InProcessWorker,
+) -> None:
+    run_id = worker.run_to_end("build logic", steps=2, concurrency=5, partition="tenant-wide")
+
+    trace = window_trace(run_id, total=2, concurrency=5)
+    assert [len(batch) for batch in trace.batches] == [2]
+    assert worker.status(run_id) is RunStatus.SUCCEEDED
+
+
+def test_finish_execute_records_success(worker: InProcessWorker) -> None:
+    run_id = worker.run_to_end("build logic", steps=4, concurrency=2, partition="tenant-ok")
+
+    view = worker.view(run_id)
+    output = view.execute_output()
+    assert isinstance(output, ExecuteOutput)
+    assert (output.errCode, output.taskCount, output.succeeded, output.failed) == ("NONE", 4, 4, 0)
+    assert [task.status for task in view.execute_tasks()] == ["succeeded"] * 4
+    assert view.error is None and view.nextAction.value == "NONE"
+
+
+def test_finish_execute_records_retries_exceeded_with_the_first_failure(
+    worker: InProcessWorker,
+) -> None:
+    # "fail me" makes the last task's command exit 1: CMD_NONZERO, never retried.
+    run_id = worker.run_to_end("fail me", steps=3, concurrency=2, partition="tenant-fail")
+
+    view = worker.view(run_id)
+    assert view.status is RunStatus.RETRIES_EXCEEDED and view.nextAction.value == "REPAIR"
+    output = view.execute_output()
+    assert isinstance(output, ExecuteOutput)
+    assert (output.errCode, output.succeeded, output.failed) == ("CMD_NONZERO", 2, 1)
+    (failed,) = output.failed_tasks()
+    assert failed.index == 3 and failed.attempt == 1
+    assert view.error == (
+        f"task {failed.name} ({failed.taskKey[:12]}) failed with CMD_NONZERO"
+        " at attempt 1, exit code 1; 1 of 3 task(s) failed"
+    )
+
+
+def test_a_retried_round_records_its_attempt_offset(worker: InProcessWorker) -> None:
+    # "fail once": the last task's first attempt exits 1, the retry's attempt 2 succeeds.
+    run_id = worker.run_to_end("fail once", steps=2, concurrency=2, partition="tenant-retry")
+    assert worker.status(run_id) is RunStatus.RETRIES_EXCEEDED
+    worker.retry(run_id)
+    worker.wait_status(run_id, RunStatus.SUCCEEDED)
+
+    with worker.engine.connect() as conn:
+        attempts = conn.execute(
+            sa.text(
+                "SELECT attempt, attempt_offset, response ? 'attemptOffset' FROM app.sbx_runs"
+                " WHERE run_id = :r ORDER BY attempt, task_key"
+            ),
+            {"r": run_id},
+        ).all()
+    # Round one: both tasks at attempt 1; round two re-runs only the failed one.
+    assert [tuple(row) for row in attempts] == [(1, 0, False), (1, 0, False), (2, 1, False)]
