@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
+import time
 
 import pytest
 
 from sisu_kodo.contracts.sandbox import ErrCode, FileIn
-from sisu_kodo.sbx.e2b import OWNER_KEY, OWNER_VALUE, E2BSandboxProvider
-from tests.sbx.conftest import MakeRequest, e2b_provider
+from sisu_kodo.sbx.e2b import DEADLINE_KEY, OWNER_KEY, OWNER_VALUE, E2BSandboxProvider
+from tests.sbx.conftest import MakeRequest, commands_running, e2b_provider
 from tests.sbx.e2b_fake import FakeE2B, free_port
 
 Fake = tuple[FakeE2B, str]
@@ -34,6 +36,8 @@ def test_command_env_files_and_metadata(
     assert "warn" in result.stderr
     assert result.sandboxRef in fake.deleted, "the sandbox is killed after the attempt"
     body = fake.created[result.sandboxRef]
+    deadline = float(body["metadata"].pop(DEADLINE_KEY))
+    assert 0 < deadline - time.time() <= 20, "the deadline travels with the sandbox"
     assert body["metadata"] == {
         OWNER_KEY: OWNER_VALUE,
         "runId": "run-1",
@@ -56,11 +60,12 @@ def test_timeout_kills_the_command(
     e2b: E2BSandboxProvider, e2b_fake: Fake, make_request: MakeRequest
 ) -> None:
     fake, _ = e2b_fake
-    before = len(fake.killed_pids)
-    result = e2b.run(make_request("sleep 30", timeoutMs=800))
+    marker = f"30.{os.getpid()}"
+    result = e2b.run(make_request(f"sleep {marker}", timeoutMs=800))
     assert result.errCode is ErrCode.TIMEOUT
     assert 800 <= result.metrics.wallMs < 5000
-    assert len(fake.killed_pids) == before + 1, "the command was killed explicitly"
+    assert result.sandboxRef in fake.deleted, "the sandbox was killed at our deadline"
+    assert commands_running(f"sleep {marker}") == []
 
 
 def test_leftovers_of_a_crashed_attempt_are_killed(
