@@ -54,6 +54,11 @@ class AttemptDir:
         return self.root / f"{stream}.log"
 
 
+def cgroup_name(ref: str) -> str:
+    """The name of the attempt's task cgroup (in every hierarchy it joins)."""
+    return f"sisu-{ref}"
+
+
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     """Readers see the whole file or none of it: a temp file renamed over the target.
     Owner-only: a plan holds the task's env, which may carry its secrets."""

@@ -121,6 +121,14 @@ class TaskCgroup:
             group.remove()
         return None
 
+    @classmethod
+    def find(cls, name: str) -> TaskCgroup | None:
+        """The task cgroup a dead supervisor left, so its members can be killed."""
+        for layout in _layouts():
+            if (layout.parent / name).is_dir():
+                return cls(layout.parent / name, layout)
+        return None
+
     def _cap_processes(self, limit: int) -> None:
         # v1 has its own pids hierarchy; on v2 pids.max sits next to memory.max.
         where = self._pids_path or self.path
@@ -214,7 +222,7 @@ def _sibling(hierarchy: Path | None, name: str) -> Path | None:
     if hierarchy is None:
         return None
     try:
-        (hierarchy / name).mkdir()
+        (hierarchy / name).mkdir(exist_ok=True)
     except OSError:
         return None
     return hierarchy / name

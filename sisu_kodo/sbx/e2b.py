@@ -210,9 +210,9 @@ class E2BSandboxProvider:
         return ref
 
     def wait(self, request: SandboxRequest, ref: str) -> SandboxResult:
-        failed = self._failed_starts.pop(ref, None)
-        if failed is not None:
-            return self._result(failed)
+        never_started = self._failed_starts.pop(ref, None)
+        if never_started is not None:
+            return self._result(never_started)
         # Started here: time the whole attempt; collected after a crash: from now.
         started, state_boot = self._started.pop(ref, (time.monotonic(), None))
         state = _Attempt(request=request, started=started, boot_ms=state_boot)
@@ -297,9 +297,10 @@ class E2BSandboxProvider:
         """Block in the sandbox until the exit file appears, up to the attempt's deadline."""
         sandbox, request = state.sandbox, state.request
         infos = self._guard(Phase.COMMAND, lambda: self._ours(**_identity(request)))
-        deadline = float(
-            (infos[0].metadata or {}).get(DEADLINE_KEY, 0) if infos else 0
-        ) or time.time() + request.timeoutMs / 1000
+        deadline = (
+            float((infos[0].metadata or {}).get(DEADLINE_KEY, 0) if infos else 0)
+            or time.time() + request.timeoutMs / 1000
+        )
         remaining = max(deadline - time.time(), 0.001)
         poll = f"while [ ! -e {STATUS_DIR}/exit ]; do sleep 0.05; done"
         try:

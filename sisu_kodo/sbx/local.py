@@ -43,8 +43,15 @@ from sisu_kodo.contracts.sandbox import (
     SandboxRequest,
     SandboxResult,
 )
-from sisu_kodo.sbx.attempts import AttemptDir, read_json, supervisor_pid, write_json_atomic
+from sisu_kodo.sbx.attempts import (
+    AttemptDir,
+    cgroup_name,
+    read_json,
+    supervisor_pid,
+    write_json_atomic,
+)
 from sisu_kodo.sbx.bwrap import SANDBOX_WORKDIR, find_bwrap, sandbox_argv, sandbox_started
+from sisu_kodo.sbx.cgroups import TaskCgroup
 from sisu_kodo.sbx.failures import classify_exit
 from sisu_kodo.sbx.files import (
     ArtifactResolver,
@@ -161,7 +168,7 @@ class LocalSandboxProvider:
     def _run_probe(self, bwrap: str, probe: AttemptDir) -> str | None:
         status_path = probe.root / "bwrap-status.json"
         with status_path.open("wb") as status:
-            argv = sandbox_argv(bwrap, probe.work, False, status.fileno()) + ["/bin/true"]
+            argv = [*sandbox_argv(bwrap, probe.work, False, status.fileno()), "/bin/true"]
             try:
                 done = subprocess.run(
                     argv,
@@ -398,6 +405,9 @@ class LocalSandboxProvider:
     def _lost(
         self, request: SandboxRequest, ref: str, attempt: AttemptDir, waited: float
     ) -> SandboxResult:
+        leftover = TaskCgroup.find(cgroup_name(ref))
+        if leftover is not None:  # without bwrap, a dead supervisor's command lives on
+            leftover.remove()
         canceled = attempt.canceled.exists()
         message = (
             "run canceled; the attempt's supervisor was already gone"

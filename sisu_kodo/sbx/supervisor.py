@@ -23,7 +23,13 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from sisu_kodo.sbx.attempts import AttemptDir, process_start_time, read_json, write_json_atomic
+from sisu_kodo.sbx.attempts import (
+    AttemptDir,
+    cgroup_name,
+    process_start_time,
+    read_json,
+    write_json_atomic,
+)
 from sisu_kodo.sbx.bwrap import sandbox_argv, sandbox_started
 from sisu_kodo.sbx.cgroups import TaskCgroup
 from sisu_kodo.sbx.processes import child_setup, kill_tree, wait_or_kill
@@ -60,8 +66,9 @@ def _supervise(attempt: AttemptDir, ready_fd: int) -> int:
     os.close(ready_fd)
     plan = read_json(attempt.plan)
     started = time.monotonic()
+    status: dict[str, Any]
     try:
-        status = _execute(attempt, plan or {}, running) if plan else {"bootError": "no plan"}
+        status = _execute(attempt, plan, running) if plan else {"bootError": "no plan"}
     except Exception as exc:  # the process edge: any failure must still leave a status
         status = {"bootError": f"supervisor failed: {type(exc).__name__}: {exc}"}
     status["wallMs"] = int((time.monotonic() - started) * 1000)
@@ -77,7 +84,8 @@ def _cancel(running: _Running, signum: int, frame: FrameType | None) -> None:
 
 
 def _execute(attempt: AttemptDir, plan: dict[str, Any], running: _Running) -> dict[str, Any]:
-    group = TaskCgroup.create(f"sisu-{attempt.root.name}", plan["memoryMb"], plan["maxProcesses"])
+    name = cgroup_name(attempt.root.name)
+    group = TaskCgroup.create(name, plan["memoryMb"], plan["maxProcesses"])
     try:
         limits = [(int(kind), int(value)) for kind, value in plan["rlimits"]]
         if group is None or group.max_processes is None:
@@ -92,9 +100,10 @@ def _execute(attempt: AttemptDir, plan: dict[str, Any], running: _Running) -> di
             status_file = stack.enter_context(bwrap_status.open("wb"))
             argv = ["/bin/sh", "-c", plan["command"]]
             if plan["bwrap"] is not None:
-                argv = sandbox_argv(
-                    plan["bwrap"], attempt.work, plan["network"], status_file.fileno()
-                ) + argv
+                argv = (
+                    sandbox_argv(plan["bwrap"], attempt.work, plan["network"], status_file.fileno())
+                    + argv
+                )
             procs_fds = [os.open(f, os.O_WRONLY) for f in group.procs_files] if group else []
             try:
                 proc = subprocess.Popen(
