@@ -52,7 +52,7 @@ from sisu_kodo.sbx.attempts import (
 )
 from sisu_kodo.sbx.bwrap import SANDBOX_WORKDIR, find_bwrap, sandbox_argv, sandbox_started
 from sisu_kodo.sbx.cgroups import TaskCgroup
-from sisu_kodo.sbx.failures import classify_exit
+from sisu_kodo.sbx.failures import classify_exit, no_output_result
 from sisu_kodo.sbx.files import (
     ArtifactResolver,
     FileTransferError,
@@ -417,17 +417,9 @@ class LocalSandboxProvider:
             if canceled
             else "attempt lost: its folder is gone or its supervisor died without a status"
         )
-        return SandboxResult(
-            taskKey=request.taskKey,
-            attempt=request.attempt,
-            provider=self.name,
-            exitCode=None,
-            stderr=message + "\n",
-            errCode=ErrCode.CANCELED if canceled else ErrCode.LOST,
-            errMessage=message,
-            sandboxRef=ref,
-            metrics=SandboxMetrics(wallMs=int((time.monotonic() - waited) * 1000)),
-            isolation=self.isolation.value,
+        code = ErrCode.CANCELED if canceled else ErrCode.LOST
+        return no_output_result(
+            request, self.name, code, message, waited, ref=ref, isolation=self.isolation.value
         )
 
     def _collect(self, work: Path, patterns: list[str]) -> list[FileOut]:

@@ -22,7 +22,7 @@ from sisu_kodo.contracts.sandbox import (
     SandboxRequest,
     SandboxResult,
 )
-from sisu_kodo.sbx.failures import classify_exception, classify_exit
+from sisu_kodo.sbx.failures import classify_exception, classify_exit, no_output_result
 from sisu_kodo.sbx.files import (
     ArtifactResolver,
     FileTransferError,
@@ -231,17 +231,8 @@ class MicrosandboxProvider:
     def _failed(
         self, request: SandboxRequest, started: float, code: ErrCode, message: str
     ) -> SandboxResult:
-        return SandboxResult(
-            taskKey=request.taskKey,
-            attempt=request.attempt,
-            provider=self.name,
-            exitCode=None,
-            stderr=message + "\n",
-            errCode=code,
-            errMessage=message,
-            sandboxRef="microsandbox-none",
-            metrics=SandboxMetrics(wallMs=int((time.monotonic() - started) * 1000)),
-            isolation="microvm",
+        return no_output_result(
+            request, self.name, code, message, started, ref="microsandbox-none", isolation="microvm"
         )
 
 

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -48,7 +49,7 @@ def test_cancel_kills_in_flight_trees_within_seconds(
     refs = [local.start(r) for r in requests]
     other_ref = local.start(other)
     for m in markers:
-        wait_for(lambda m=m: commands_running(f"sleep {m}"), timeout=20, what=f"task {m}")
+        wait_for(partial(commands_running, f"sleep {m}"), timeout=20, what=f"task {m}")
     canceled_at = time.monotonic()
     assert sorted(local.cancel_run("run-c")) == sorted(refs)
     wait_for(lambda: commands_running(f"sleep {marker}") == [], timeout=5, what="no sleep left")
