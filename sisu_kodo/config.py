@@ -270,8 +270,14 @@ class Settings(BaseSettings):
         "auto",
         alias="SBX_LOCAL_ISOLATION",
         pattern=r"^(auto|namespaces|process)$",
-        description="local provider: auto (bubblewrap, else plain process), namespaces"
-        " (bubblewrap or fail at start) or process.",
+        description="local provider: auto or namespaces (bubblewrap, else refuse to start),"
+        " or process (explicitly NO namespace isolation).",
+    )
+    sbx_mock_journal_dir: Path | None = Field(
+        None,
+        alias="SBX_MOCK_JOURNAL_DIR",
+        description="mock provider: folder of an execution journal (a line per execution"
+        " started and finished), so a crash shows as LOST, never a silent re-run; unset = off.",
     )
     sbx_local_bwrap: str | None = Field(
         None,

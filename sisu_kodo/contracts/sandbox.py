@@ -18,6 +18,11 @@ class ErrCode(StrEnum):
     DOWNLOAD_FAIL = "DOWNLOAD_FAIL"
     AUTH = "AUTH"
     RATE_LIMIT = "RATE_LIMIT"
+    # The run was canceled and the attempt's sandbox killed: final, never retried.
+    CANCELED = "CANCELED"
+    # The attempt's sandbox or its record vanished (e.g. it died with a worker): retried
+    # as a NEW numbered attempt, never re-run under the same attempt number.
+    LOST = "LOST"
 
     @property
     def retryable(self) -> bool:
@@ -33,6 +38,7 @@ _RETRYABLE = frozenset(
         ErrCode.UPLOAD_FAIL,
         ErrCode.DOWNLOAD_FAIL,
         ErrCode.RATE_LIMIT,
+        ErrCode.LOST,
     }
 )
 

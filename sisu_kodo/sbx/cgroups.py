@@ -2,7 +2,9 @@
 
 A task gets a child of this process's own memory cgroup, on cgroup v2 when its
 memory controller is usable there, else on a writable v1 `memory` hierarchy (plus
-a `cpuacct` sibling for CPU time, since bwrap's pid namespace hides it from rusage).
+a `cpuacct` sibling for CPU time, since bwrap's pid namespace hides it from rusage,
+and a `pids` sibling whose `pids.max` bounds the task's processes: RLIMIT_NPROC counts
+per uid, so one task's fork bomb would starve every task sharing the sandbox uid).
 When neither is writable (containers, unprivileged users) `TaskCgroup.create`
 returns None and the caller falls back to RLIMIT_AS.
 """
@@ -32,6 +34,7 @@ class _Layout:
     oom_key: str
     kill: str | None
     cpu: Path | None
+    pids: Path | None
 
 
 def _own_cgroup_path(controller: str | None) -> str | None:
@@ -63,10 +66,12 @@ def _layouts() -> list[_Layout]:
                 "oom_kill",
                 "cgroup.kill",
                 None,
+                None,
             )
         )
     v1 = _own_cgroup_path("memory")
     v1_cpu = _own_cgroup_path("cpuacct")
+    v1_pids = _own_cgroup_path("pids")
     if v1 is not None and (CGROUP_ROOT / "memory").is_dir():
         found.append(
             _Layout(
@@ -78,6 +83,7 @@ def _layouts() -> list[_Layout]:
                 "oom_kill",
                 None,
                 CGROUP_ROOT / "cpuacct" / v1_cpu.lstrip("/") if v1_cpu is not None else None,
+                CGROUP_ROOT / "pids" / v1_pids.lstrip("/") if v1_pids is not None else None,
             )
         )
     return found
@@ -89,15 +95,18 @@ class TaskCgroup:
     def __init__(self, path: Path, layout: _Layout) -> None:
         self.path = path
         self._layout = layout
-        self._cpu_path: Path | None = None
-        if layout.cpu is not None:
-            with contextlib.suppress(OSError):
-                (layout.cpu / path.name).mkdir()
-                self._cpu_path = layout.cpu / path.name
+        self._cpu_path = _sibling(layout.cpu, path.name)
+        self._pids_path = _sibling(layout.pids, path.name)
+        self.max_processes: int | None = None
 
     @classmethod
-    def create(cls, name: str, memory_mb: int | None) -> TaskCgroup | None:
-        """A new cgroup with the cap applied, or None when this machine does not allow one."""
+    def create(
+        cls, name: str, memory_mb: int | None, max_processes: int | None = None
+    ) -> TaskCgroup | None:
+        """A new cgroup with the caps applied, or None when this machine does not allow one.
+
+        `max_processes` is best effort: `max_processes` on the result says whether it held.
+        """
         for layout in _layouts():
             path = layout.parent / name
             try:
@@ -106,9 +115,26 @@ class TaskCgroup:
                 continue
             group = cls(path, layout)
             if memory_mb is None or group._cap(memory_mb * 1024 * 1024):
+                if max_processes is not None:
+                    group._cap_processes(max_processes)
                 return group
             group.remove()
         return None
+
+    @classmethod
+    def find(cls, name: str) -> TaskCgroup | None:
+        """The task cgroup a dead supervisor left, so its members can be killed."""
+        for layout in _layouts():
+            if (layout.parent / name).is_dir():
+                return cls(layout.parent / name, layout)
+        return None
+
+    def _cap_processes(self, limit: int) -> None:
+        # v1 has its own pids hierarchy; on v2 pids.max sits next to memory.max.
+        where = self._pids_path or self.path
+        with contextlib.suppress(OSError):
+            (where / "pids.max").write_text(str(limit))
+            self.max_processes = limit
 
     def _cap(self, limit: int) -> bool:
         try:
@@ -123,7 +149,7 @@ class TaskCgroup:
     @property
     def procs_files(self) -> list[Path]:
         """Every `cgroup.procs` a task's first process must join (one per v1 hierarchy)."""
-        extra = [self._cpu_path / "cgroup.procs"] if self._cpu_path else []
+        extra = [p / "cgroup.procs" for p in (self._cpu_path, self._pids_path) if p is not None]
         return [self.path / "cgroup.procs", *extra]
 
     def cpu_ms(self) -> int | None:
@@ -177,9 +203,10 @@ class TaskCgroup:
         while True:
             self.kill_all()
             try:
-                if self._cpu_path is not None:
-                    with contextlib.suppress(FileNotFoundError):
-                        self._cpu_path.rmdir()
+                for sibling in (self._cpu_path, self._pids_path):
+                    if sibling is not None:
+                        with contextlib.suppress(FileNotFoundError):
+                            sibling.rmdir()
                 self.path.rmdir()
                 return
             except FileNotFoundError:
@@ -188,3 +215,14 @@ class TaskCgroup:
                 if time.monotonic() > deadline:
                     return
                 time.sleep(0.01)
+
+
+def _sibling(hierarchy: Path | None, name: str) -> Path | None:
+    """The task's cgroup in another v1 hierarchy (cpuacct, pids), or None where not writable."""
+    if hierarchy is None:
+        return None
+    try:
+        (hierarchy / name).mkdir(exist_ok=True)
+    except OSError:
+        return None
+    return hierarchy / name

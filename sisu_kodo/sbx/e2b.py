@@ -9,7 +9,9 @@ each other) and fall back to the shared taxonomy in `failures`.
 from __future__ import annotations
 
 import contextlib
+import shlex
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -55,6 +57,10 @@ from sisu_kodo.sbx.port import ProviderHealth
 
 OWNER_KEY = "sisu.owner"
 OWNER_VALUE = "sisu-kodo"
+DEADLINE_KEY = "sisu.deadline"
+# Inside the work folder (the one place the sandbox user can write in every template);
+# never collected as a file out.
+STATUS_DIR = ".sisu"
 # The sandbox outlives the command by this much, so a crashed worker's sandbox still dies.
 _LIFETIME_MARGIN_S = 60
 
@@ -148,6 +154,9 @@ class E2BSandboxProvider:
         self._workdir = workdir.rstrip("/")
         self._cap = output_cap_bytes
         self._resolver = resolver
+        self._failed_starts: dict[str, _Attempt] = {}
+        self._canceled_runs: set[str] = set()
+        self._started: dict[str, tuple[float, int | None]] = {}
 
     def health(self) -> ProviderHealth:
         try:
@@ -169,25 +178,64 @@ class E2BSandboxProvider:
             provider=self.name, ok=True, detail=f"E2B API at {where}", isolation="microvm"
         )
 
-    # --- one attempt ---
+    # --- the port ---
 
     def run(self, request: SandboxRequest) -> SandboxResult:
-        started = time.monotonic()
-        state = _Attempt(request=request, started=started)
+        return self.wait(request, self.start(request))
+
+    def start(self, request: SandboxRequest) -> str:
+        """Find the attempt's sandbox by its metadata, else create it and launch the
+        command detached (its output and exit status go to files in the sandbox, so any
+        worker can collect them after reconnecting). A failure to start is remembered
+        and reported by `wait`."""
+        state = _Attempt(request=request, started=time.monotonic())
         try:
+            existing = self._guard(Phase.CREATE, lambda: self._ours(**_identity(request)))
+            if existing:
+                return str(existing[0].sandbox_id)
             self._guard(Phase.CREATE, lambda: self.kill_leftovers(request.taskKey))
             self._create(state)
             self._upload(state)
-            self._command(state)
-            if request.collect:
+            self._launch(state)
+        except _Failed as failed:
+            state.err, state.message = failed.code, str(failed)
+            if state.sandbox is not None:
+                with contextlib.suppress(Exception):  # its lifetime kills it anyway
+                    state.sandbox.kill()
+            ref = f"e2b-failed-{uuid.uuid4().hex[:12]}"
+            self._failed_starts[ref] = state
+            return ref
+        ref = str(state.sandbox.sandbox_id)
+        self._started[ref] = (state.started, state.boot_ms)
+        return ref
+
+    def wait(self, request: SandboxRequest, ref: str) -> SandboxResult:
+        never_started = self._failed_starts.pop(ref, None)
+        if never_started is not None:
+            return self._result(never_started)
+        # Started here: time the whole attempt; collected after a crash: from now.
+        started, state_boot = self._started.pop(ref, (time.monotonic(), None))
+        state = _Attempt(request=request, started=started, boot_ms=state_boot)
+        try:
+            state.sandbox = self._guard(
+                Phase.COMMAND, lambda: Sandbox.connect(ref, **self._conn.params())
+            )
+            self._await_exit(state)
+            if request.collect and state.err in (None, ErrCode.CMD_NONZERO):
                 state.files_out = self._download(state)
         except _Failed as failed:
             state.err, state.message = failed.code, str(failed)
+            if self._gone(ref):  # killed under us (a cancel) or expired: nothing to collect
+                state.err, state.message = self._why_gone(request)
         finally:
-            if state.sandbox is not None:
-                with contextlib.suppress(Exception):  # the sandbox's lifetime kills it anyway
-                    state.sandbox.kill()
+            with contextlib.suppress(Exception):  # the sandbox's lifetime kills it anyway
+                Sandbox.kill(ref, **self._conn.params())
+        state.ref = ref
         return self._result(state)
+
+    def cancel_run(self, run_id: str) -> list[str]:
+        self._canceled_runs.add(run_id)
+        return self._kill_each(self._ours(runId=run_id))
 
     def _guard(self, phase: Phase, action: Callable[[], Any]) -> Any:
         try:
@@ -201,9 +249,9 @@ class E2BSandboxProvider:
         request = state.request
         metadata = {
             OWNER_KEY: OWNER_VALUE,
-            "runId": request.runId,
-            "taskKey": request.taskKey,
-            "attempt": str(request.attempt),
+            **_identity(request),
+            # Epoch seconds: a worker collecting after a crash enforces the same deadline.
+            DEADLINE_KEY: f"{time.time() + request.timeoutMs / 1000:.3f}",
         }
         boot = time.monotonic()
         state.sandbox = self._guard(
@@ -229,31 +277,62 @@ class E2BSandboxProvider:
 
             self._guard(Phase.UPLOAD, write)
 
-    def _command(self, state: _Attempt) -> None:
+    def _launch(self, state: _Attempt) -> None:
         sandbox, request = state.sandbox, state.request
+        wrapper = (
+            f'S="$PWD/{STATUS_DIR}"; mkdir -p "$S";'
+            f' /bin/bash -c {shlex.quote(request.command)} >"$S/stdout" 2>"$S/stderr" </dev/null;'
+            ' echo $? >"$S/exit.tmp"; mv "$S/exit.tmp" "$S/exit"'
+        )
         handle = self._guard(
             Phase.COMMAND,
             lambda: sandbox.commands.run(
-                request.command,
-                background=True,
-                envs=request.env,
-                cwd=self._workdir,
-                timeout=request.timeoutMs / 1000,
+                wrapper, background=True, envs=request.env, cwd=self._workdir, timeout=0
             ),
         )
+        # The command goes on in the sandbox; whoever waits reads its files.
+        handle.disconnect()
+
+    def _await_exit(self, state: _Attempt) -> None:
+        """Block in the sandbox until the exit file appears, up to the attempt's deadline."""
+        sandbox, request = state.sandbox, state.request
+        infos = self._guard(Phase.COMMAND, lambda: self._ours(**_identity(request)))
+        deadline = (
+            float((infos[0].metadata or {}).get(DEADLINE_KEY, 0) if infos else 0)
+            or time.time() + request.timeoutMs / 1000
+        )
+        remaining = max(deadline - time.time(), 0.001)
+        poll = f"while [ ! -e {STATUS_DIR}/exit ]; do sleep 0.05; done"
         try:
-            done = handle.wait()
-            state.exit_code, state.stdout, state.stderr = 0, done.stdout, done.stderr
-        except CommandExitException as exc:
-            state.exit_code, state.stdout, state.stderr = exc.exit_code, exc.stdout, exc.stderr
-            state.err, state.message = ErrCode.CMD_NONZERO, f"exit code {exc.exit_code}"
-        except Exception as exc:  # mapped below; a command past our deadline is killed first
+            sandbox.commands.run(poll, cwd=self._workdir, timeout=remaining)
+        except Exception as exc:  # mapped below: our deadline, or the sandbox went away
             code = classify_e2b(exc, Phase.COMMAND)
+            message = f"{type(exc).__name__}: {exc}"
             if code is ErrCode.TIMEOUT:
-                # The SDK stops waiting but the process keeps running (e2b-dev/E2B#500).
-                with contextlib.suppress(Exception):
-                    sandbox.commands.kill(handle.pid)
-            raise _Failed(code, f"{type(exc).__name__}: {exc}") from exc
+                message = "wall deadline reached; sandbox killed"
+            raise _Failed(code, message) from exc
+
+        def read(name: str) -> str:
+            path = f"{self._workdir}/{STATUS_DIR}/{name}"
+            return str(sandbox.files.read(path))
+
+        exit_code = int(self._guard(Phase.DOWNLOAD, lambda: read("exit")).strip())
+        state.exit_code = exit_code
+        state.stdout = self._guard(Phase.DOWNLOAD, lambda: read("stdout"))
+        state.stderr = self._guard(Phase.DOWNLOAD, lambda: read("stderr"))
+        if exit_code != 0:
+            state.err, state.message = ErrCode.CMD_NONZERO, f"exit code {exit_code}"
+
+    def _gone(self, ref: str) -> bool:
+        try:
+            return not any(info.sandbox_id == ref for info in self._ours())
+        except Exception:  # cannot tell: not gone, the original error stands
+            return False
+
+    def _why_gone(self, request: SandboxRequest) -> tuple[ErrCode, str]:
+        if request.runId in self._canceled_runs:
+            return ErrCode.CANCELED, "run canceled; sandbox killed"
+        return ErrCode.LOST, "attempt lost: its sandbox is gone (killed or expired)"
 
     def _download(self, state: _Attempt) -> list[FileOut]:
         sandbox, patterns = state.sandbox, state.request.collect
@@ -262,7 +341,9 @@ class E2BSandboxProvider:
         found: list[FileOut] = []
         for entry in entries:
             rel = entry.path.removeprefix(prefix)
-            if getattr(entry.type, "value", entry.type) == "file" and matches_any(rel, patterns):
+            ours = rel == STATUS_DIR or rel.startswith(f"{STATUS_DIR}/")
+            kind = getattr(entry.type, "value", entry.type)
+            if kind == "file" and not ours and matches_any(rel, patterns):
                 data = self._guard(Phase.DOWNLOAD, partial(sandbox.files.read, entry.path, "bytes"))
                 found.append(file_out(rel, [bytes(data)], self._cap))
         return sorted(found, key=lambda f: f.path)
@@ -280,7 +361,7 @@ class E2BSandboxProvider:
             stderr=capped_text(errout[: self._cap], len(errout), self._cap),
             errCode=err,
             errMessage=state.message,
-            sandboxRef=state.sandbox.sandbox_id if state.sandbox else "e2b-none",
+            sandboxRef=state.ref or (state.sandbox.sandbox_id if state.sandbox else "e2b-none"),
             metrics=SandboxMetrics(
                 wallMs=int((time.monotonic() - state.started) * 1000), bootMs=state.boot_ms
             ),
@@ -327,3 +408,8 @@ class _Attempt:
     err: ErrCode | None = None
     message: str | None = None
     files_out: list[FileOut] = field(default_factory=list)
+    ref: str | None = None
+
+
+def _identity(request: SandboxRequest) -> dict[str, str]:
+    return {"runId": request.runId, "taskKey": request.taskKey, "attempt": str(request.attempt)}

@@ -26,7 +26,7 @@ def create_provider(
 ) -> SandboxProvider:
     """The provider the settings ask for; raises ConfigError when none can run."""
     if settings.sb_mode is SandboxMode.MOCK:
-        return MockSandboxProvider(latency_ms=settings.mock_latency_ms)
+        return _mock(settings, None)
     wanted = settings.sbx_provider or _auto_choice(settings)
     try:
         return _build(wanted, settings, resolver)
@@ -137,7 +137,9 @@ def _microsandbox(settings: Settings, resolver: ArtifactResolver | None) -> Sand
 
 
 def _mock(settings: Settings, resolver: ArtifactResolver | None) -> SandboxProvider:
-    return MockSandboxProvider(latency_ms=settings.mock_latency_ms)
+    return MockSandboxProvider(
+        latency_ms=settings.mock_latency_ms, journal_dir=settings.sbx_mock_journal_dir
+    )
 
 
 _BUILDERS: dict[SandboxProviderName, Builder] = {

@@ -56,14 +56,33 @@ def failure_result(
     request: SandboxRequest, provider: str, exc: BaseException, started: float
 ) -> SandboxResult:
     """The result of an attempt whose provider raised instead of returning."""
+    message = f"{type(exc).__name__}: {exc}"
+    return no_output_result(
+        request, provider, classify_exception(exc), message, started, ref=f"{provider}-error"
+    )
+
+
+def no_output_result(
+    request: SandboxRequest,
+    provider: str,
+    code: ErrCode,
+    message: str,
+    started: float,
+    *,
+    ref: str,
+    isolation: str | None = None,
+) -> SandboxResult:
+    """The result of an attempt that produced nothing to collect: no exit code, the
+    reason as its stderr and message."""
     return SandboxResult(
         taskKey=request.taskKey,
         attempt=request.attempt,
         provider=provider,
         exitCode=None,
-        stderr=f"{type(exc).__name__}: {exc}\n",
-        errCode=classify_exception(exc),
-        errMessage=f"{type(exc).__name__}: {exc}",
-        sandboxRef=f"{provider}-error",
+        stderr=message + "\n",
+        errCode=code,
+        errMessage=message,
+        sandboxRef=ref,
         metrics=SandboxMetrics(wallMs=int((time.monotonic() - started) * 1000)),
+        isolation=isolation,
     )

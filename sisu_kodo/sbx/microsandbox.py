@@ -9,6 +9,7 @@ reason at once, and every SDK call is bounded so a run never hangs.
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Awaitable
 from pathlib import Path
@@ -21,7 +22,7 @@ from sisu_kodo.contracts.sandbox import (
     SandboxRequest,
     SandboxResult,
 )
-from sisu_kodo.sbx.failures import classify_exception, classify_exit
+from sisu_kodo.sbx.failures import classify_exception, classify_exit, no_output_result
 from sisu_kodo.sbx.files import (
     ArtifactResolver,
     FileTransferError,
@@ -95,6 +96,10 @@ class MicrosandboxProvider:
         self._boot_timeout_s = boot_timeout_s
         self._cap = output_cap_bytes
         self._resolver = resolver
+        self._lock = threading.Lock()
+        self._pending: dict[str, str] = {}  # ref -> runId, started and not yet waited for
+        self._in_flight: dict[str, tuple[str, asyncio.AbstractEventLoop, Any]] = {}
+        self._canceled: set[str] = set()
 
     def health(self) -> ProviderHealth:
         problem = virtualization_problem()
@@ -111,8 +116,27 @@ class MicrosandboxProvider:
             isolation="microvm",
         )
 
+    def start(self, request: SandboxRequest) -> str:
+        """Nothing boots yet: the microVM lives only as long as the `wait` driving it, so
+        an attempt can be collected only by the worker that started it."""
+        ref = _ref(request)
+        with self._lock:
+            self._pending[ref] = request.runId
+        return ref
+
     def run(self, request: SandboxRequest) -> SandboxResult:
+        return self.wait(request, self.start(request))
+
+    def wait(self, request: SandboxRequest, ref: str) -> SandboxResult:
         started = time.monotonic()
+        with self._lock:
+            known = self._pending.pop(ref, None) is not None
+            canceled = ref in self._canceled
+        if not known:
+            message = "attempt lost: microVMs cannot be reattached after their worker died"
+            return self._failed(request, started, ErrCode.LOST, message)
+        if canceled:
+            return self._failed(request, started, ErrCode.CANCELED, "run canceled")
         problem = virtualization_problem()
         if problem is not None:
             return self._failed(request, started, ErrCode.BOOT_FAIL, problem)
@@ -122,13 +146,26 @@ class MicrosandboxProvider:
         except FileTransferError as exc:
             return self._failed(request, started, ErrCode.UPLOAD_FAIL, str(exc))
         except Exception as exc:  # every SDK failure becomes an errCode
-            code = classify_microsandbox(exc)
+            code = ErrCode.CANCELED if ref in self._canceled else classify_microsandbox(exc)
             return self._failed(request, started, code, f"{type(exc).__name__}: {exc}")
+        finally:
+            with self._lock:
+                self._canceled.discard(ref)
+
+    def cancel_run(self, run_id: str) -> list[str]:
+        """Stop the run's microVMs (from another thread than the one driving them)."""
+        with self._lock:
+            pending = [ref for ref, run in self._pending.items() if run == run_id]
+            running = [(ref, v) for ref, v in self._in_flight.items() if v[0] == run_id]
+            self._canceled.update(pending + [ref for ref, _ in running])
+        for _, (_, loop, sandbox) in running:
+            asyncio.run_coroutine_threadsafe(sandbox.kill(), loop)
+        return pending + [ref for ref, _ in running]
 
     async def _run(self, request: SandboxRequest, started: float) -> SandboxResult:
         from microsandbox import Sandbox
 
-        name = f"sisu-{request.taskKey[:24]}-a{request.attempt}"
+        name = _ref(request)
         boot = time.monotonic()
         sandbox = await _bounded(
             Sandbox.create(
@@ -146,6 +183,8 @@ class MicrosandboxProvider:
             self._boot_timeout_s,
         )
         boot_ms = int((time.monotonic() - boot) * 1000)
+        with self._lock:
+            self._in_flight[name] = (request.runId, asyncio.get_running_loop(), sandbox)
         try:
             for file in request.files:
                 path = f"{SANDBOX_WORKDIR}/{safe_relpath(file.path)}"
@@ -153,6 +192,8 @@ class MicrosandboxProvider:
             out = await sandbox.shell(request.command, timeout=request.timeoutMs / 1000)
             files = [await self._collect(sandbox, p) for p in request.collect]
         finally:
+            with self._lock:
+                self._in_flight.pop(name, None)
             await _bounded(sandbox.kill(), _KILL_TIMEOUT_S)
         return self._result(request, started, out, boot_ms, [f for f in files if f])
 
@@ -181,7 +222,7 @@ class MicrosandboxProvider:
             stderr=capped_text(stderr[: self._cap], len(stderr), self._cap),
             errCode=code,
             errMessage=None if code is ErrCode.NONE else f"exit code {out.exit_code}",
-            sandboxRef=f"microsandbox-{request.taskKey[:24]}-a{request.attempt}",
+            sandboxRef=_ref(request),
             metrics=SandboxMetrics(wallMs=int((time.monotonic() - started) * 1000), bootMs=boot_ms),
             filesOut=files,
             isolation="microvm",
@@ -190,18 +231,13 @@ class MicrosandboxProvider:
     def _failed(
         self, request: SandboxRequest, started: float, code: ErrCode, message: str
     ) -> SandboxResult:
-        return SandboxResult(
-            taskKey=request.taskKey,
-            attempt=request.attempt,
-            provider=self.name,
-            exitCode=None,
-            stderr=message + "\n",
-            errCode=code,
-            errMessage=message,
-            sandboxRef="microsandbox-none",
-            metrics=SandboxMetrics(wallMs=int((time.monotonic() - started) * 1000)),
-            isolation="microvm",
+        return no_output_result(
+            request, self.name, code, message, started, ref="microsandbox-none", isolation="microvm"
         )
+
+
+def _ref(request: SandboxRequest) -> str:
+    return f"sisu-{request.taskKey[:24]}-a{request.attempt}"
 
 
 async def _bounded(awaitable: Awaitable[T], seconds: float) -> T:

@@ -1,11 +1,19 @@
-"""The mock provider: deterministic output, configurable latency, injected faults."""
+"""The mock provider: deterministic output, configurable latency, injected faults.
+
+It executes inside the worker process (in `wait`), so a crash loses the execution;
+with an execution journal it answers LOST for an attempt that started and never
+finished, and returns a finished attempt's recorded result, never running it twice.
+"""
 
 from __future__ import annotations
 
+import threading
 import time
+from pathlib import Path
 
 from sisu_kodo.contracts.sandbox import ErrCode, SandboxMetrics, SandboxRequest, SandboxResult
 from sisu_kodo.sbx.faults import FAULT_LABEL, LATENCY_LABEL, OUTPUT_LABEL, Fault
+from sisu_kodo.sbx.journal import ExecutionJournal
 from sisu_kodo.sbx.port import ProviderHealth
 
 FLAKY_FAILING_ATTEMPTS = 2
@@ -14,49 +22,95 @@ FLAKY_FAILING_ATTEMPTS = 2
 class MockSandboxProvider:
     name = "mock"
 
-    def __init__(self, *, latency_ms: int = 0) -> None:
+    def __init__(self, *, latency_ms: int = 0, journal_dir: Path | None = None) -> None:
         self._latency_ms = latency_ms
+        self._journal = ExecutionJournal(journal_dir) if journal_dir else None
+        self._lock = threading.Lock()
+        # ref -> (runId, set when the run is canceled) of executions in flight here
+        self._in_flight: dict[str, tuple[str, threading.Event]] = {}
 
     def health(self) -> ProviderHealth:
         return ProviderHealth(provider=self.name, ok=True, detail="deterministic mock")
 
+    def start(self, request: SandboxRequest) -> str:
+        return f"mock-{request.taskKey[:12]}-a{request.attempt}"
+
     def run(self, request: SandboxRequest) -> SandboxResult:
+        return self.wait(request, self.start(request))
+
+    def wait(self, request: SandboxRequest, ref: str) -> SandboxResult:
         started = time.monotonic()
+        if self._journal is not None:
+            began, recorded = self._journal.state(ref)
+            if recorded is not None:
+                return recorded
+            if began:
+                message = "mock: attempt started by a worker that died; not run again"
+                return _result(request, ref, started, ErrCode.LOST, None, stderr=message)
+            self._journal.started(request, ref)
+        canceled = threading.Event()
+        with self._lock:
+            self._in_flight[ref] = (request.runId, canceled)
+        try:
+            result = self._execute(request, ref, started, canceled)
+        finally:
+            with self._lock:
+                self._in_flight.pop(ref, None)
+        if self._journal is not None:
+            self._journal.finished(request, ref, result)
+        return result
+
+    def cancel_run(self, run_id: str) -> list[str]:
+        with self._lock:
+            hit = [(ref, event) for ref, (run, event) in self._in_flight.items() if run == run_id]
+        for _, event in hit:
+            event.set()
+        return [ref for ref, _ in hit]
+
+    def _execute(
+        self, request: SandboxRequest, ref: str, started: float, canceled: threading.Event
+    ) -> SandboxResult:
         latency_ms = int(request.labels.get(LATENCY_LABEL, self._latency_ms))
         fault = request.labels.get(FAULT_LABEL)
-        ref = f"mock-{request.taskKey[:12]}-a{request.attempt}"
-
-        def result(
-            err: ErrCode, exit_code: int | None, stdout: str = "", stderr: str = ""
-        ) -> SandboxResult:
-            return SandboxResult(
-                taskKey=request.taskKey,
-                attempt=request.attempt,
-                provider=self.name,
-                exitCode=exit_code,
-                stdout=stdout,
-                stderr=stderr,
-                errCode=err,
-                errMessage=stderr.strip() or None,
-                sandboxRef=ref,
-                isolation="mock",
-                metrics=SandboxMetrics(
-                    wallMs=int((time.monotonic() - started) * 1000), bootMs=0, cpuMs=0
-                ),
-            )
-
         if fault == Fault.BOOT_FAIL or (
             fault == Fault.FLAKY_BOOT and request.attempt <= FLAKY_FAILING_ATTEMPTS
         ):
-            return result(ErrCode.BOOT_FAIL, None, stderr="mock: sandbox failed to boot\n")
-        time.sleep(min(latency_ms, request.timeoutMs) / 1000)
+            return _result(
+                request, ref, started, ErrCode.BOOT_FAIL, None, "mock: sandbox failed to boot"
+            )
+        if canceled.wait(min(latency_ms, request.timeoutMs) / 1000):
+            return _result(request, ref, started, ErrCode.CANCELED, None, "mock: run canceled")
         if fault == Fault.TIMEOUT:
-            return result(
-                ErrCode.TIMEOUT, None, stderr=f"mock: wall limit of {request.timeoutMs} ms hit\n"
-            )
+            message = f"mock: wall limit of {request.timeoutMs} ms hit"
+            return _result(request, ref, started, ErrCode.TIMEOUT, None, message)
         if fault == Fault.CMD_NONZERO or (fault == Fault.FAIL_ONCE and request.attempt == 1):
-            return result(
-                ErrCode.CMD_NONZERO, 1, stderr=f"mock: `{request.command}` exited with 1\n"
-            )
+            message = f"mock: `{request.command}` exited with 1"
+            return _result(request, ref, started, ErrCode.CMD_NONZERO, 1, message)
         padding = "x" * int(request.labels.get(OUTPUT_LABEL, 0))
-        return result(ErrCode.NONE, 0, stdout=f"OK: {request.command}\n{padding}")
+        return _result(
+            request, ref, started, ErrCode.NONE, 0, stdout=f"OK: {request.command}\n{padding}"
+        )
+
+
+def _result(
+    request: SandboxRequest,
+    ref: str,
+    started: float,
+    err: ErrCode,
+    exit_code: int | None,
+    stderr: str = "",
+    stdout: str = "",
+) -> SandboxResult:
+    return SandboxResult(
+        taskKey=request.taskKey,
+        attempt=request.attempt,
+        provider="mock",
+        exitCode=exit_code,
+        stdout=stdout,
+        stderr=stderr + "\n" if stderr else "",
+        errCode=err,
+        errMessage=stderr or None,
+        sandboxRef=ref,
+        isolation="mock",
+        metrics=SandboxMetrics(wallMs=int((time.monotonic() - started) * 1000), bootMs=0, cpuMs=0),
+    )

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -17,6 +18,22 @@ from sisu_kodo.sbx.local import Isolation, IsolationChoice, LocalSandboxProvider
 from tests.sbx.e2b_fake import GOOD_KEY, FakeE2B, serve_fake
 
 MakeRequest = Callable[..., SandboxRequest]
+
+
+def commands_running(marker: str) -> list[int]:
+    """Pids of live processes whose command line holds `marker`, read from /proc."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            state = (entry / "stat").read_text().rpartition(")")[2].split()[0]
+        except (OSError, IndexError):
+            continue  # it exited while we looked
+        if marker in cmdline and state != "Z":
+            found.append(int(entry.name))
+    return found
 
 
 @pytest.fixture

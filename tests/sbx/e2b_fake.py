@@ -57,6 +57,9 @@ class FakeSandbox:
     root: Path
     started: datetime = field(default_factory=lambda: datetime.now(UTC))
     pids: set[int] = field(default_factory=set)
+    # envd keeps a process running when its client disconnects; holding it here keeps
+    # asyncio from killing it when the stream's generator is dropped.
+    processes: list[Any] = field(default_factory=list)
 
 
 class FakeE2B:
@@ -67,6 +70,7 @@ class FakeE2B:
         self.killed_pids: list[int] = []
         self.deleted: list[str] = []
         self.created: dict[str, dict[str, Any]] = {}
+        self.connected: list[str] = []
         self._tmp = Path(tempfile.mkdtemp(prefix="e2b-fake-"))
 
     # --- control plane ---
@@ -94,6 +98,22 @@ class FakeE2B:
                 "envdVersion": "0.6.4",
             },
             status_code=201,
+        )
+
+    async def connect(self, request: Request) -> Response:
+        """POST /v2/sandboxes/{id}/connect: 200 with the create answer while it runs."""
+        sandbox = self.sandboxes.get(request.path_params["sandbox_id"])
+        if sandbox is None:
+            return JSONResponse({"code": 404, "message": "not found"}, status_code=404)
+        self.connected.append(sandbox.sandbox_id)
+        return JSONResponse(
+            {
+                "templateID": sandbox.template,
+                "sandboxID": sandbox.sandbox_id,
+                "clientID": "fake",
+                "envdVersion": "0.6.4",
+            },
+            status_code=200,
         )
 
     async def list(self, request: Request) -> Response:
@@ -188,6 +208,7 @@ class _Process:
             stderr=asyncio.subprocess.PIPE,
         )
         sandbox.pids.add(proc.pid)
+        sandbox.processes.append(proc)
         started: Oneof[Literal["start"], Any] = Oneof("start", E.StartEvent(pid=proc.pid))
         yield process_pb.StartResponse(event=E(event=started))
         queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
@@ -299,6 +320,7 @@ def build_app(fake: FakeE2B) -> Starlette:
         routes=[
             Route("/v2/sandboxes", fake.create, methods=["POST"]),
             Route("/v2/sandboxes", fake.list, methods=["GET"]),
+            Route("/v2/sandboxes/{sandbox_id}/connect", fake.connect, methods=["POST"]),
             Route("/sandboxes/{sandbox_id}", fake.kill, methods=["DELETE"]),
             Route("/health", lambda r: Response(status_code=204), methods=["GET"]),
             Route("/files", fake.files, methods=["GET", "POST"]),

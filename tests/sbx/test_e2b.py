@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from sisu_kodo.contracts.sandbox import ErrCode, FileIn
-from sisu_kodo.sbx.e2b import OWNER_KEY, OWNER_VALUE, E2BSandboxProvider
-from tests.sbx.conftest import MakeRequest, e2b_provider
-from tests.sbx.e2b_fake import FakeE2B, free_port
+from sisu_kodo.sbx.e2b import DEADLINE_KEY, OWNER_KEY, OWNER_VALUE, E2BSandboxProvider
+from tests.sbx.conftest import MakeRequest, commands_running, e2b_provider
+from tests.sbx.e2b_fake import GOOD_KEY, FakeE2B, free_port
 
 Fake = tuple[FakeE2B, str]
 
@@ -35,6 +40,8 @@ def test_command_env_files_and_metadata(
     assert "warn" in result.stderr
     assert result.sandboxRef in fake.deleted, "the sandbox is killed after the attempt"
     body = fake.created[result.sandboxRef]
+    deadline = float(body["metadata"].pop(DEADLINE_KEY))
+    assert 0 < deadline - time.time() <= 20, "the deadline travels with the sandbox"
     assert body["metadata"] == {
         OWNER_KEY: OWNER_VALUE,
         "runId": "run-1",
@@ -57,11 +64,12 @@ def test_timeout_kills_the_command(
     e2b: E2BSandboxProvider, e2b_fake: Fake, make_request: MakeRequest
 ) -> None:
     fake, _ = e2b_fake
-    before = len(fake.killed_pids)
-    result = e2b.run(make_request("sleep 30", timeoutMs=800))
+    marker = f"30.{os.getpid()}"
+    result = e2b.run(make_request(f"sleep {marker}", timeoutMs=800))
     assert result.errCode is ErrCode.TIMEOUT
     assert 800 <= result.metrics.wallMs < 5000
-    assert len(fake.killed_pids) == before + 1, "the command was killed explicitly"
+    assert result.sandboxRef in fake.deleted, "the sandbox was killed at our deadline"
+    assert commands_running(f"sleep {marker}") == []
 
 
 def test_leftovers_of_a_crashed_attempt_are_killed(
@@ -153,3 +161,74 @@ def test_envd_unreachable_is_net_fail(e2b_fake: Fake, make_request: MakeRequest)
     result = e2b_provider(e2b_fake[1], sandbox_url=dead).run(make_request("true"))
     assert result.errCode is ErrCode.NET_FAIL, result.errMessage
     assert "Unreachable" in (result.errMessage or "") or "Connect" in (result.errMessage or "")
+
+
+_E2B_WORKER = """
+import sys
+from sisu_kodo.contracts.sandbox import SandboxRequest
+from tests.sbx.conftest import e2b_provider
+print(e2b_provider(sys.argv[1]).start(SandboxRequest.model_validate_json(sys.argv[2])), flush=True)
+sys.stdin.read()
+"""
+
+
+def test_sandbox_outlives_a_killed_worker_and_runs_once(
+    e2b_fake: Fake, make_request: MakeRequest, tmp_path: Path
+) -> None:
+    """The fake runs commands on the host, so the command counts itself in a host file."""
+    fake, url = e2b_fake
+    counter = tmp_path / "executions"
+    request = make_request(
+        f"echo run >> {counter}; sleep 1.5; echo done > out.txt; echo done",
+        taskKey="task-reattach",
+        collect=["*.txt"],
+    )
+    worker = subprocess.Popen(
+        [sys.executable, "-c", _E2B_WORKER, url, request.model_dump_json()],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert worker.stdout is not None
+    ref = worker.stdout.readline().strip()
+    worker.kill()
+    worker.wait()
+    assert ref in fake.sandboxes, "the sandbox lives on without its worker"
+    recovering = e2b_provider(url)
+    created = len(fake.created)
+    assert recovering.start(request) == ref, "found by its metadata, not created again"
+    result = recovering.wait(request, ref)
+    assert len(fake.created) == created and ref in fake.connected
+    assert result.errCode is ErrCode.NONE, result.errMessage
+    assert result.stdout == "done\n" and [f.path for f in result.filesOut] == ["out.txt"]
+    assert counter.read_text() == "run\n", "executed exactly once"
+    assert ref in fake.deleted
+
+
+def test_cancel_kills_the_runs_sandboxes(
+    e2b: E2BSandboxProvider, e2b_fake: Fake, make_request: MakeRequest
+) -> None:
+    fake, _ = e2b_fake
+    marker = f"60.{os.getpid()}"
+    requests = [
+        make_request(f"sleep {marker}", runId="run-cancel", taskKey=f"t{n}") for n in range(3)
+    ]
+    refs = [e2b.start(r) for r in requests]
+    assert sorted(e2b.cancel_run("run-cancel")) == sorted(refs)
+    results = [e2b.wait(r, ref) for r, ref in zip(requests, refs, strict=True)]
+    assert {r.errCode for r in results} == {ErrCode.CANCELED}, [r.errMessage for r in results]
+    assert commands_running(f"sleep {marker}") == []
+    assert set(refs) <= set(fake.deleted)
+
+
+def test_wait_for_a_vanished_sandbox_is_lost(
+    e2b: E2BSandboxProvider, e2b_fake: Fake, make_request: MakeRequest
+) -> None:
+    request = make_request("sleep 5", taskKey="task-vanish")
+    ref = e2b.start(request)
+    from e2b import Sandbox
+
+    url = e2b_fake[1]
+    assert Sandbox.kill(ref, api_key=GOOD_KEY, api_url=url, sandbox_url=url, http_version="1.1")
+    result = e2b.wait(request, ref)
+    assert result.errCode is ErrCode.LOST and result.errCode.retryable, result.errMessage

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from sisu_kodo.config import ConfigError
 from sisu_kodo.contracts.sandbox import ErrCode, FileIn
 from sisu_kodo.sbx.local import LocalLimits, LocalSandboxProvider
 from tests.fixtures.processes import wait_for
@@ -203,11 +204,9 @@ def test_process_fallback_is_reported_and_still_limits(
     )
 
 
-def test_bwrap_refused_falls_back_to_process(work_root: Path, make_request: MakeRequest) -> None:
-    provider = LocalSandboxProvider(work_root=work_root, bwrap="/bin/false")
-    health = provider.health()
-    assert health.isolation == "process" and "bubblewrap unavailable" in health.detail
-    assert provider.run(make_request("echo ok")).isolation == "process"
+def test_bwrap_refused_is_refused_not_downgraded(work_root: Path) -> None:
+    with pytest.raises(ConfigError, match=r"^invalid SBX_LOCAL_ISOLATION='auto': namespace"):
+        LocalSandboxProvider(work_root=work_root, bwrap="/bin/false")
 
 
 def test_fifty_tasks_in_parallel(local: LocalSandboxProvider, make_request: MakeRequest) -> None:

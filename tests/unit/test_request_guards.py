@@ -9,7 +9,7 @@ import pytest
 
 from sisu_kodo.api.bodies import MAX_JSON_DEPTH, check_json_body
 from sisu_kodo.api.origins import SiteAllowlist
-from sisu_kodo.config import ConfigError, Settings, load_settings
+from sisu_kodo.config import ConfigError, load_settings
 from sisu_kodo.contracts.intents import MAX_GOAL_CHARS, MOCK_KNOB_CAPS
 from sisu_kodo.errors import HostNotAllowedError, InvalidRequestError, OriginNotAllowedError
 from sisu_kodo.oc.port import CompileRequest
@@ -66,7 +66,7 @@ def test_refusal_names_the_place() -> None:
 
 
 def _sites(**settings: str) -> SiteAllowlist:
-    return SiteAllowlist.from_settings(Settings(**settings))
+    return SiteAllowlist.from_settings(load_settings(**settings))
 
 
 @pytest.mark.parametrize(
