@@ -145,7 +145,10 @@ def _send(stack: Stack, case: schemathesis.Case[Any], **overrides: Any) -> httpx
         "method": case.method,
         "url": stack.base_url + case.formatted_path,
         "params": case.query or None,
-        "headers": {**dict(case.headers or {}), "content-type": "application/x-www-form-urlencoded"},
+        "headers": {
+            **dict(case.headers or {}),
+            "content-type": "application/x-www-form-urlencoded",
+        },
         "timeout": 30,
     }
     request.update(overrides)
