@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
@@ -23,6 +22,7 @@ from sisu_kodo.db import oracles
 from sisu_kodo.db.bootstrap import prepare_databases
 from sisu_kodo.db.embedded import resolve_database
 from sisu_kodo.db.engine import create_engine
+from sisu_kodo.deadlines import wait_until
 
 CHAOS_EXECUTOR = "chaos-worker"
 
@@ -145,8 +145,9 @@ class Drill:
             )
 
     def _wait_receipts(self, run_id: str, *, at_least: int, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while self._receipts(run_id) < at_least:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"run {run_id}: under {at_least} tasks done after {timeout}s")
-            time.sleep(0.05)
+        wait_until(
+            lambda: self._receipts(run_id),
+            until=lambda done: done >= at_least,
+            timeout=timeout,
+            what=lambda done: f"run {run_id}: {done} < {at_least} tasks done after {timeout}s",
+        )

@@ -14,16 +14,15 @@ import platform
 import re
 import secrets
 import shutil
-import signal
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sisu_kodo.config import APP_NAME, Settings
+from sisu_kodo.deadlines import WaitTimeout, wait_until
 from sisu_kodo.oc import providers
-from sisu_kodo.pidfiles import pid_alive, read_live_pid
+from sisu_kodo.processes import read_live_pid, terminate_pid
 
 OPENCODE_VERSION = "1.18.33"
 LISTENING = re.compile(r"opencode server listening on (http://\S+)")
@@ -269,8 +268,8 @@ def start_daemon(settings: Settings) -> DaemonStatus:
 def _wait_listening(process: subprocess.Popen[bytes], log_path: Path, timeout: float) -> str:
     """Block until the server prints its listening line: the port opens about a second
     before the HTTP layer answers, and a request in that window can hang forever."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def listening_url() -> str | None:
         text = log_path.read_text(errors="replace")
         found = LISTENING.search(text)
         if found:
@@ -281,8 +280,14 @@ def _wait_listening(process: subprocess.Popen[bytes], log_path: Path, timeout: f
                 f"opencode serve exited with {process.returncode} before listening: {tail}"
                 f" (log {log_path})"
             )
-        time.sleep(0.1)
-    raise DaemonError(f"opencode serve not listening after {timeout:.0f}s (log {log_path})")
+        return None
+
+    try:
+        return wait_until(listening_url, timeout=timeout, interval=0.1, what="opencode serve")
+    except WaitTimeout as exc:
+        raise DaemonError(
+            f"opencode serve not listening after {timeout:.0f}s (log {log_path})"
+        ) from exc
 
 
 def stop_daemon(settings: Settings, grace: float = STOP_GRACE_SECONDS) -> int | None:
@@ -292,13 +297,6 @@ def stop_daemon(settings: Settings, grace: float = STOP_GRACE_SECONDS) -> int | 
     if pid is None:
         paths.pid_file.unlink(missing_ok=True)
         return None
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and pid_alive(pid):
-        time.sleep(0.05)
-    if pid_alive(pid):
-        os.kill(pid, signal.SIGKILL)
-        while pid_alive(pid):
-            time.sleep(0.05)
+    terminate_pid(pid, grace=grace)
     paths.pid_file.unlink(missing_ok=True)
     return pid

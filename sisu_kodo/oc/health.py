@@ -8,10 +8,10 @@ unreachable or unhealthy, or when the server is not configured with OC_PROVIDER.
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 
 from sisu_kodo.config import ConfigError, OcMode, Settings
+from sisu_kodo.deadlines import WaitTimeout, wait_until
 from sisu_kodo.oc import providers
 from sisu_kodo.oc.client import OpenCodeClient
 from sisu_kodo.oc.daemon import server_password
@@ -80,11 +80,16 @@ def await_opencode(settings: Settings) -> DaemonHealth:
     check_credentials(settings)
     if settings.oc_mode is OcMode.REPLAY:
         return check_daemon(settings, timeout=1.0)
-    deadline = time.monotonic() + settings.oc_startup_timeout_seconds
-    health = check_daemon(settings, timeout=2.0)
-    while not health.reachable and time.monotonic() < deadline:
-        time.sleep(HEALTH_POLL_SECONDS)
-        health = check_daemon(settings, timeout=2.0)
+    try:
+        health = wait_until(
+            lambda: check_daemon(settings, timeout=2.0),
+            until=lambda checked: checked.reachable,
+            timeout=settings.oc_startup_timeout_seconds,
+            interval=HEALTH_POLL_SECONDS,
+            what="OpenCode health",
+        )
+    except WaitTimeout as exc:
+        health = exc.last
     if not health.reachable:
         if settings.oc_strict_mode:
             raise ConfigError(
