@@ -26,7 +26,9 @@ def create_provider(
 ) -> SandboxProvider:
     """The provider the settings ask for; raises ConfigError when none can run."""
     if settings.sb_mode is SandboxMode.MOCK:
-        return MockSandboxProvider(latency_ms=settings.mock_latency_ms)
+        return MockSandboxProvider(
+            latency_ms=settings.mock_latency_ms, output_cap_bytes=settings.artifact_max_bytes
+        )
     wanted = settings.sbx_provider or _auto_choice(settings)
     try:
         return _build(wanted, settings, resolver)
@@ -137,7 +139,9 @@ def _microsandbox(settings: Settings, resolver: ArtifactResolver | None) -> Sand
 
 
 def _mock(settings: Settings, resolver: ArtifactResolver | None) -> SandboxProvider:
-    return MockSandboxProvider(latency_ms=settings.mock_latency_ms)
+    return MockSandboxProvider(
+        latency_ms=settings.mock_latency_ms, output_cap_bytes=settings.artifact_max_bytes
+    )
 
 
 _BUILDERS: dict[SandboxProviderName, Builder] = {

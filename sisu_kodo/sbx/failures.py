@@ -11,9 +11,8 @@ Providers with vendor exceptions (E2B, Microsandbox) map those first and fall ba
 
 from __future__ import annotations
 
-import time
-
-from sisu_kodo.contracts.sandbox import ErrCode, SandboxMetrics, SandboxRequest, SandboxResult
+from sisu_kodo.contracts.sandbox import ErrCode, SandboxRequest, SandboxResult
+from sisu_kodo.sbx.results import DEFAULT_OUTPUT_CAP_BYTES, Captured, sandbox_result
 
 
 def classify_exit(exit_code: int | None, *, timed_out: bool = False, oom: bool = False) -> ErrCode:
@@ -53,17 +52,21 @@ def normalise(result: SandboxResult) -> SandboxResult:
 
 
 def failure_result(
-    request: SandboxRequest, provider: str, exc: BaseException, started: float
+    request: SandboxRequest,
+    provider: str,
+    exc: BaseException,
+    started: float,
+    *,
+    output_cap: int = DEFAULT_OUTPUT_CAP_BYTES,
 ) -> SandboxResult:
     """The result of an attempt whose provider raised instead of returning."""
-    return SandboxResult(
-        taskKey=request.taskKey,
-        attempt=request.attempt,
+    return sandbox_result(
+        request,
         provider=provider,
-        exitCode=None,
-        stderr=f"{type(exc).__name__}: {exc}\n",
-        errCode=classify_exception(exc),
-        errMessage=f"{type(exc).__name__}: {exc}",
-        sandboxRef=f"{provider}-error",
-        metrics=SandboxMetrics(wallMs=int((time.monotonic() - started) * 1000)),
+        started=started,
+        err=classify_exception(exc),
+        message=f"{type(exc).__name__}: {exc}",
+        stderr=Captured.of(f"{type(exc).__name__}: {exc}\n"),
+        sandbox_ref=f"{provider}-error",
+        output_cap=output_cap,
     )

@@ -31,20 +31,13 @@ from pathlib import Path
 from typing import IO
 
 from sisu_kodo.config import ConfigError
-from sisu_kodo.contracts.sandbox import (
-    ErrCode,
-    FileOut,
-    SandboxMetrics,
-    SandboxRequest,
-    SandboxResult,
-)
+from sisu_kodo.contracts.sandbox import ErrCode, FileOut, SandboxRequest, SandboxResult
 from sisu_kodo.sbx.bwrap import SANDBOX_WORKDIR, find_bwrap, sandbox_argv, sandbox_started
 from sisu_kodo.sbx.cgroups import TaskCgroup
 from sisu_kodo.sbx.failures import classify_exit
 from sisu_kodo.sbx.files import (
     ArtifactResolver,
     FileTransferError,
-    capped_text,
     file_in_bytes,
     file_out,
     matches_any,
@@ -52,6 +45,7 @@ from sisu_kodo.sbx.files import (
 )
 from sisu_kodo.sbx.port import ProviderHealth
 from sisu_kodo.sbx.processes import child_setup, wait_or_kill
+from sisu_kodo.sbx.results import DEFAULT_OUTPUT_CAP_BYTES, Captured, sandbox_result
 
 _BASE_PATH = "/usr/local/bin:/usr/bin:/bin"
 _PROBE_TIMEOUT_S = 5.0
@@ -80,7 +74,7 @@ class LocalLimits:
     open_files: int = 1024
     processes: int = 1024
     file_size_mb: int = 1024
-    output_cap_bytes: int = 1 << 20
+    output_cap_bytes: int = DEFAULT_OUTPUT_CAP_BYTES
 
 
 @dataclass
@@ -91,8 +85,8 @@ class _Outcome:
     boot_error: str | None = None
     cpu_ms: int | None = None
     mem_peak_mb: float | None = None
-    stdout: str = ""
-    stderr: str = ""
+    stdout: Captured = field(default_factory=Captured)
+    stderr: Captured = field(default_factory=Captured)
     files_out: list[FileOut] = field(default_factory=list)
 
 
@@ -167,7 +161,9 @@ class LocalSandboxProvider:
             )
         if outcome.exit_code == 0 and outcome.boot_error is None:
             return None
-        said = outcome.stderr.strip().splitlines() or [outcome.boot_error or "no output"]
+        said = outcome.stderr.head.decode(errors="replace").strip().splitlines() or [
+            outcome.boot_error or "no output"
+        ]
         return f"`bwrap ... true` failed (exit {outcome.exit_code}): {said[-1]}"
 
     def health(self) -> ProviderHealth:
@@ -220,22 +216,20 @@ class LocalSandboxProvider:
         err: ErrCode,
         message: str | None,
     ) -> SandboxResult:
-        return SandboxResult(
-            taskKey=request.taskKey,
-            attempt=request.attempt,
+        return sandbox_result(
+            request,
             provider=self.name,
-            exitCode=outcome.exit_code,
+            started=started,
+            err=err,
+            exit_code=outcome.exit_code,
             stdout=outcome.stdout,
             stderr=outcome.stderr,
-            errCode=err,
-            errMessage=message,
-            sandboxRef=ref,
-            metrics=SandboxMetrics(
-                wallMs=int((time.monotonic() - started) * 1000),
-                cpuMs=outcome.cpu_ms,
-                memPeakMB=outcome.mem_peak_mb,
-            ),
-            filesOut=outcome.files_out,
+            message=message,
+            sandbox_ref=ref,
+            output_cap=self._limits.output_cap_bytes,
+            cpu_ms=outcome.cpu_ms,
+            mem_peak_mb=outcome.mem_peak_mb,
+            files_out=outcome.files_out,
             isolation=self.isolation.value,
         )
 
@@ -325,8 +319,9 @@ class LocalSandboxProvider:
             outcome.cpu_ms, outcome.mem_peak_mb = _usage(group, usage, isolation)
             if isolation is Isolation.NAMESPACES and not sandbox_started(status_path):
                 outcome.boot_error = "bubblewrap could not set up the sandbox"
-            outcome.stdout = self._read_output(dirs.output("stdout"))
-            outcome.stderr = self._read_output(dirs.output("stderr"))
+            cap = self._limits.output_cap_bytes
+            outcome.stdout = Captured.read(dirs.output("stdout"), cap)
+            outcome.stderr = Captured.read(dirs.output("stderr"), cap)
             return outcome
         finally:
             if group is not None:
@@ -383,12 +378,6 @@ class LocalSandboxProvider:
         if as_memory_mb is not None:
             limits.append((resource.RLIMIT_AS, as_memory_mb * 1024 * 1024))
         return limits
-
-    def _read_output(self, path: Path) -> str:
-        cap = self._limits.output_cap_bytes
-        with path.open("rb") as handle:
-            head = handle.read(cap)
-        return capped_text(head, path.stat().st_size, cap)
 
 
 def _usage(

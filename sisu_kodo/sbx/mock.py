@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import time
 
-from sisu_kodo.contracts.sandbox import ErrCode, SandboxMetrics, SandboxRequest, SandboxResult
+from sisu_kodo.contracts.sandbox import ErrCode, SandboxRequest, SandboxResult
 from sisu_kodo.sbx.faults import FAULT_LABEL, LATENCY_LABEL, OUTPUT_LABEL, Fault
 from sisu_kodo.sbx.port import ProviderHealth
+from sisu_kodo.sbx.results import DEFAULT_OUTPUT_CAP_BYTES, Captured, sandbox_result
 
 FLAKY_FAILING_ATTEMPTS = 2
 
@@ -14,8 +15,11 @@ FLAKY_FAILING_ATTEMPTS = 2
 class MockSandboxProvider:
     name = "mock"
 
-    def __init__(self, *, latency_ms: int = 0) -> None:
+    def __init__(
+        self, *, latency_ms: int = 0, output_cap_bytes: int = DEFAULT_OUTPUT_CAP_BYTES
+    ) -> None:
         self._latency_ms = latency_ms
+        self._cap = output_cap_bytes
 
     def health(self) -> ProviderHealth:
         return ProviderHealth(provider=self.name, ok=True, detail="deterministic mock")
@@ -29,20 +33,20 @@ class MockSandboxProvider:
         def result(
             err: ErrCode, exit_code: int | None, stdout: str = "", stderr: str = ""
         ) -> SandboxResult:
-            return SandboxResult(
-                taskKey=request.taskKey,
-                attempt=request.attempt,
+            return sandbox_result(
+                request,
                 provider=self.name,
-                exitCode=exit_code,
-                stdout=stdout,
-                stderr=stderr,
-                errCode=err,
-                errMessage=stderr.strip() or None,
-                sandboxRef=ref,
+                started=started,
+                err=err,
+                exit_code=exit_code,
+                stdout=Captured.of(stdout),
+                stderr=Captured.of(stderr),
+                message=stderr.strip() or None,
+                sandbox_ref=ref,
                 isolation="mock",
-                metrics=SandboxMetrics(
-                    wallMs=int((time.monotonic() - started) * 1000), bootMs=0, cpuMs=0
-                ),
+                output_cap=self._cap,
+                boot_ms=0,
+                cpu_ms=0,
             )
 
         if fault == Fault.BOOT_FAIL or (
