@@ -37,10 +37,14 @@ def chaos(
 ) -> None:
     """Each round: run slow tasks, SIGKILL the worker mid fan-out, restart it, check oracles."""
     settings, embedded = resolve_database(settings_of(ctx))
-    assert settings.database_url
-    engine = create_engine(settings.database_url, pool_size=2)
-    prepare_databases(engine, settings.system_database_url or settings.database_url)
-    drill = Drill(engine, settings.database_url, settings.resolved_data_dir / "chaos")
+    assert settings.topology.database_url
+    engine = create_engine(settings.topology.database_url, pool_size=2)
+    prepare_databases(
+        engine, settings.topology.system_database_url or settings.topology.database_url
+    )
+    drill = Drill(
+        engine, settings.topology.database_url, settings.topology.resolved_data_dir / "chaos"
+    )
     all_passed = True
     try:
         drill.start()

@@ -44,7 +44,7 @@ def free_port() -> int:
 
 
 def pid_file(settings: Settings) -> Path:
-    return settings.resolved_data_dir / PID_FILE
+    return settings.topology.resolved_data_dir / PID_FILE
 
 
 def spawn_role(role: str, env: dict[str, str], log_path: Path) -> Child:
@@ -93,10 +93,12 @@ def run_stack(settings: Settings, *, ready: Callable[[str, Path], None] | None =
     if existing is not None:
         raise StackError(f"sisu up is already running (pid {existing}); run `sisu stop` first")
     settings, embedded = resolve_database(settings)
-    assert settings.database_url
-    engine = create_engine(settings.database_url)
+    assert settings.topology.database_url
+    engine = create_engine(settings.topology.database_url)
     try:
-        prepare_databases(engine, settings.system_database_url or settings.database_url)
+        prepare_databases(
+            engine, settings.topology.system_database_url or settings.topology.database_url
+        )
     finally:
         engine.dispose()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -109,12 +111,12 @@ def run_stack(settings: Settings, *, ready: Callable[[str, Path], None] | None =
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
-    env = {**os.environ, "DATABASE_URL": settings.database_url}
-    logs = settings.resolved_data_dir / "logs"
+    env = {**os.environ, "DATABASE_URL": settings.topology.database_url}
+    logs = settings.topology.resolved_data_dir / "logs"
     children: list[Child] = []
     opencode_started = False
     try:
-        if settings.oc_mode is not OcMode.REPLAY:
+        if settings.planner.oc_mode is not OcMode.REPLAY:
             try:
                 opencode_started = start_daemon(settings).started
             except DaemonError as exc:
@@ -123,9 +125,11 @@ def run_stack(settings: Settings, *, ready: Callable[[str, Path], None] | None =
         children.append(worker)
         api = spawn_role("api", env, logs / "api.log")
         children.append(api)
-        base = f"http://{settings.host}:{settings.port}"
+        base = f"http://{settings.topology.host}:{settings.topology.port}"
         wait_healthy(
-            f"http://{settings.host}:{settings.admin_port}/healthz", child=worker, timeout=60
+            f"http://{settings.topology.host}:{settings.topology.admin_port}/healthz",
+            child=worker,
+            timeout=60,
         )
         wait_healthy(f"{base}/healthz", child=api, timeout=60, check_worker=True)
         if ready is not None:

@@ -48,7 +48,7 @@ class DaemonPaths:
 
     @classmethod
     def of(cls, settings: Settings) -> DaemonPaths:
-        return cls(settings.resolved_data_dir / "opencode")
+        return cls(settings.topology.resolved_data_dir / "opencode")
 
     @property
     def home(self) -> Path:
@@ -83,8 +83,8 @@ class DaemonStatus:
 
 
 def cache_dir(settings: Settings) -> Path:
-    if settings.oc_cache_dir is not None:
-        return settings.oc_cache_dir
+    if settings.planner.oc_cache_dir is not None:
+        return settings.planner.oc_cache_dir
     import platformdirs
 
     return Path(platformdirs.user_cache_dir(APP_NAME)) / "opencode"
@@ -102,8 +102,8 @@ def _platform_package() -> str:
 
 def installed_binary(settings: Settings) -> Path:
     """Where the pinned opencode binary is (or would be after `install_opencode`)."""
-    if settings.oc_bin is not None:
-        return settings.oc_bin
+    if settings.planner.oc_bin is not None:
+        return settings.planner.oc_bin
     # The platform package's own binary: it works without opencode-ai's postinstall.
     prefix = cache_dir(settings) / OPENCODE_VERSION
     return prefix / "node_modules" / _platform_package() / "bin" / "opencode"
@@ -115,7 +115,7 @@ def install_opencode(settings: Settings) -> Path:
     binary = installed_binary(settings)
     if binary.is_file():
         return binary
-    if settings.oc_bin is not None:
+    if settings.planner.oc_bin is not None:
         raise DaemonError(f"OC_BIN={binary} does not exist")
     npm = shutil.which("npm")
     if npm is None:
@@ -150,7 +150,7 @@ def install_opencode(settings: Settings) -> Path:
 
 def opencode_config(settings: Settings) -> dict[str, Any]:
     """The whole server config (passed as OPENCODE_CONFIG_CONTENT)."""
-    model = f"{settings.oc_provider}/{settings.oc_model}"
+    model = f"{settings.planner.oc_provider}/{settings.planner.oc_model}"
     return {
         "$schema": "https://opencode.ai/config.json",
         "model": model,
@@ -159,15 +159,15 @@ def opencode_config(settings: Settings) -> dict[str, Any]:
         "share": "disabled",
         "snapshot": False,
         # Only our provider exists: no catalog default that needs the internet, no leaks.
-        "enabled_providers": [settings.oc_provider],
+        "enabled_providers": [settings.planner.oc_provider],
         "provider": providers.provider_config(settings),
     }
 
 
 def server_password(settings: Settings) -> str | None:
     """OC_SERVER_PASSWORD, else the one the daemon generated; None when neither exists."""
-    if settings.oc_server_password is not None:
-        return settings.oc_server_password.get_secret_value()
+    if settings.planner.oc_server_password is not None:
+        return settings.planner.oc_server_password.get_secret_value()
     path = DaemonPaths.of(settings).password_file
     try:
         return path.read_text().strip() or None
@@ -200,8 +200,8 @@ def _private_home(paths: DaemonPaths) -> dict[str, str]:
 
 def _ensure_password(settings: Settings, paths: DaemonPaths) -> str:
     password = (
-        settings.oc_server_password.get_secret_value()
-        if settings.oc_server_password is not None
+        settings.planner.oc_server_password.get_secret_value()
+        if settings.planner.oc_server_password is not None
         else secrets.token_urlsafe(24)
     )
     paths.root.mkdir(parents=True, exist_ok=True)
@@ -222,7 +222,7 @@ def live_pid(settings: Settings) -> int | None:
 def start_daemon(settings: Settings) -> DaemonStatus:
     """Start `opencode serve` (or report the one already running) and wait until it listens."""
     paths = DaemonPaths.of(settings)
-    url = f"http://127.0.0.1:{settings.oc_server_port}"
+    url = f"http://127.0.0.1:{settings.planner.oc_server_port}"
     running = live_pid(settings)
     if running is not None:
         return DaemonStatus(running, url, paths.log_file, started=False)
@@ -247,7 +247,7 @@ def start_daemon(settings: Settings) -> DaemonStatus:
                 "--hostname",
                 "127.0.0.1",
                 "--port",
-                str(settings.oc_server_port),
+                str(settings.planner.oc_server_port),
             ],
             cwd=paths.work,
             env=env,
@@ -258,7 +258,7 @@ def start_daemon(settings: Settings) -> DaemonStatus:
         )
     paths.pid_file.write_text(str(process.pid))
     try:
-        _wait_listening(process, paths.log_file, settings.oc_startup_timeout_seconds)
+        _wait_listening(process, paths.log_file, settings.planner.oc_startup_timeout_seconds)
     except DaemonError:
         stop_daemon(settings)
         raise

@@ -19,11 +19,11 @@ CUSTOM_MODEL_LIMITS = {"context": 128_000, "output": 8_000}
 
 def api_key(settings: Settings) -> str | None:
     """OC_PROVIDER_API_KEY, else the built-in provider's own variable; None when unset."""
-    secret = settings.oc_provider_api_key
-    if secret is None and settings.oc_provider == "anthropic":
-        secret = settings.anthropic_api_key
-    if secret is None and settings.oc_provider == "openai":
-        secret = settings.openai_api_key
+    secret = settings.planner.oc_provider_api_key
+    if secret is None and settings.planner.oc_provider == "anthropic":
+        secret = settings.planner.anthropic_api_key
+    if secret is None and settings.planner.oc_provider == "openai":
+        secret = settings.planner.openai_api_key
     value = secret.get_secret_value().strip() if secret is not None else ""
     return value or None
 
@@ -31,15 +31,16 @@ def api_key(settings: Settings) -> str | None:
 def key_variable(settings: Settings) -> str:
     """The variable an operator sets to give OC_PROVIDER its key (for error messages)."""
     builtin = {"anthropic": "ANTHROPIC_API_KEY", "openai": "OPENAI_API_KEY"}
-    own = builtin.get(settings.oc_provider)
+    own = builtin.get(settings.planner.oc_provider)
     return f"OC_PROVIDER_API_KEY or {own}" if own else "OC_PROVIDER_API_KEY"
 
 
 def validate_provider(settings: Settings) -> None:
     """A custom provider needs its endpoint; raises ConfigError naming the variable."""
-    if settings.oc_provider not in BUILTIN_PROVIDERS and not settings.oc_provider_base_url:
+    planner = settings.planner
+    if planner.oc_provider not in BUILTIN_PROVIDERS and not planner.oc_provider_base_url:
         raise ConfigError(
-            f"OC_PROVIDER={settings.oc_provider!r} is not a built-in provider (anthropic, openai):"
+            f"OC_PROVIDER={planner.oc_provider!r} is not a built-in provider (anthropic, openai):"
             " set OC_PROVIDER_BASE_URL to its OpenAI-compatible endpoint"
         )
 
@@ -48,18 +49,18 @@ def provider_config(settings: Settings) -> dict[str, Any]:
     """OpenCode's `provider` entry for OC_PROVIDER; the key stays an `{env:}` reference."""
     validate_provider(settings)
     options: dict[str, Any] = {"apiKey": "{env:" + KEY_ENV + "}"}
-    if settings.oc_provider_base_url:
-        options["baseURL"] = settings.oc_provider_base_url
-    if settings.oc_provider in BUILTIN_PROVIDERS:
-        return {settings.oc_provider: {"options": options}}
+    if settings.planner.oc_provider_base_url:
+        options["baseURL"] = settings.planner.oc_provider_base_url
+    if settings.planner.oc_provider in BUILTIN_PROVIDERS:
+        return {settings.planner.oc_provider: {"options": options}}
     return {
-        settings.oc_provider: {
+        settings.planner.oc_provider: {
             "npm": "@ai-sdk/openai-compatible",
-            "name": f"{settings.oc_provider} (OpenAI-compatible)",
+            "name": f"{settings.planner.oc_provider} (OpenAI-compatible)",
             "options": options,
             "models": {
-                settings.oc_model: {
-                    "name": settings.oc_model,
+                settings.planner.oc_model: {
+                    "name": settings.planner.oc_model,
                     "tool_call": True,
                     "limit": CUSTOM_MODEL_LIMITS,
                 }

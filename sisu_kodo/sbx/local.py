@@ -30,7 +30,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import IO
 
-from sisu_kodo.config import ConfigError
+from sisu_kodo.config import ConfigError, IsolationChoice
 from sisu_kodo.contracts.sandbox import ErrCode, FileOut, SandboxRequest, SandboxResult
 from sisu_kodo.sbx.bwrap import SANDBOX_WORKDIR, find_bwrap, sandbox_argv, sandbox_started
 from sisu_kodo.sbx.cgroups import TaskCgroup
@@ -54,14 +54,6 @@ _READ_CHUNK = 1 << 16
 
 
 class Isolation(StrEnum):
-    NAMESPACES = "namespaces"
-    PROCESS = "process"
-
-
-class IsolationChoice(StrEnum):
-    """What the operator asked for: AUTO probes bwrap and falls back to PROCESS."""
-
-    AUTO = "auto"
     NAMESPACES = "namespaces"
     PROCESS = "process"
 

@@ -198,7 +198,7 @@ def _decide_and_open_gate(
         plan=Plan.model_validate(plan),
         goal=intent.goal,
         constraints=intent.constraints,
-        timeout_ms=runtime.current().settings.task_timeout_ms,
+        timeout_ms=runtime.current().settings.sandboxes.task_timeout_ms,
     )
     task_dicts = [task.model_dump() for task in tasks]
     stored = artifacts.put_artifact(
@@ -286,7 +286,7 @@ def _begin_execute(conn: sa.Connection, run_id: str) -> dict[str, Any] | None:
         conn,
         run_id=run_id,
         tasks=tasks,
-        max_attempts=runtime.current().settings.task_max_attempts,
+        max_attempts=runtime.current().settings.queues.task_max_attempts,
     )
     # Tasks that already succeeded (an earlier round of a retried run) are never re-run.
     to_run = [
@@ -314,8 +314,8 @@ def run_sandbox_task(run_id: str, task: dict[str, Any]) -> dict[str, Any]:
         {
             "name": "ExecuteTaskST",
             "retries_allowed": True,
-            "max_attempts": settings.task_max_attempts,
-            "interval_seconds": settings.task_retry_interval_seconds,
+            "max_attempts": settings.queues.task_max_attempts,
+            "interval_seconds": settings.queues.task_retry_interval_seconds,
             "backoff_rate": 2.0,
         },
         _run_sandbox_attempt,
@@ -344,10 +344,14 @@ def _run_sandbox_attempt(run_id: str, task: dict[str, Any]) -> dict[str, Any]:
         result = normalise(rt.sandbox.run(request))
     except Exception as exc:  # a provider bug or outage must become an errCode, never success
         result = failure_result(
-            request, rt.sandbox.name, exc, started, output_cap=rt.settings.artifact_max_bytes
+            request,
+            rt.sandbox.name,
+            exc,
+            started,
+            output_cap=rt.settings.sandboxes.artifact_max_bytes,
         )
     code = _record_attempt_reconnecting(rt.engine, run_id, request, result, offset)
-    if ErrCode(code).retryable and round_attempt < rt.settings.task_max_attempts:
+    if ErrCode(code).retryable and round_attempt < rt.settings.queues.task_max_attempts:
         raise RetryableSandboxFailure(
             f"task {spec.name} attempt {request.attempt}: {code}",
             {"taskKey": spec.taskKey, "errCode": code},
@@ -500,7 +504,7 @@ def _enqueue_tasks(
                     "queue_name": SBX_QUEUE,
                     "workflow_id": workflow_id,
                     "queue_partition_key": partition_key,
-                    "app_version": rt.settings.app_version,
+                    "app_version": rt.settings.topology.app_version,
                 },
                 run_id,
                 task,
@@ -558,7 +562,7 @@ def _finish_execute(conn: sa.Connection, run_id: str) -> str:
             conn,
             run_id=run_id,
             tasks=executions.decided_tasks(conn, run_id=run_id),
-            max_attempts=runtime.current().settings.task_max_attempts,
+            max_attempts=runtime.current().settings.queues.task_max_attempts,
         )
     ]
     failed = [outcome for outcome in ordered if outcome["status"] != "succeeded"]
