@@ -160,7 +160,7 @@ def opencode_config(settings: Settings) -> dict[str, Any]:
         "snapshot": False,
         # Only our provider exists: no catalog default that needs the internet, no leaks.
         "enabled_providers": [settings.planner.oc_provider],
-        "provider": providers.provider_config(settings),
+        "provider": providers.provider_config(settings.planner),
     }
 
 
@@ -236,7 +236,7 @@ def start_daemon(settings: Settings) -> DaemonStatus:
         "OPENCODE_CONFIG_CONTENT": json.dumps(config),
         "OPENCODE_SERVER_PASSWORD": _ensure_password(settings, paths),
     }
-    key = providers.api_key(settings)
+    key = providers.api_key(settings.planner)
     if key is not None:
         env[providers.KEY_ENV] = key
     with paths.log_file.open("wb") as log:

@@ -63,11 +63,11 @@ def check_credentials(settings: Settings) -> None:
     live/record mode, has a key."""
     if settings.planner.oc_mode is OcMode.REPLAY:
         return
-    providers.validate_provider(settings)
-    if settings.planner.oc_strict_mode and providers.api_key(settings) is None:
+    providers.validate_provider(settings.planner)
+    if settings.planner.oc_strict_mode and providers.api_key(settings.planner) is None:
         raise ConfigError(
             f"OC_STRICT_MODE=1: no API key for OpenCode provider {settings.planner.oc_provider!r}"
-            f" (set {providers.key_variable(settings)})"
+            f" (set {providers.key_variable(settings.planner)})"
         )
 
 
