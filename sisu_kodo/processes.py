@@ -11,7 +11,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -65,13 +65,17 @@ def terminate_processes(processes: Sequence[subprocess.Popen[Any]], *, grace: fl
             process.wait()
 
 
-def stop_pid(pid: int, *, grace: float) -> bool:
-    """SIGTERM `pid` and wait up to `grace` seconds for it to exit; True when it did."""
+def stop_pid(pid: int, *, grace: float, stopped: Callable[[], bool] | None = None) -> bool:
+    """SIGTERM `pid` and wait up to `grace` seconds for it to exit; True when it did.
+
+    `stopped` says when it is done instead, for a process that is not our child: once
+    it exits it stays a zombie (alive to `kill(pid, 0)`) until its own parent reaps it.
+    """
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM)
     try:
         wait_until(
-            lambda: not pid_alive(pid),
+            stopped or (lambda: not pid_alive(pid)),
             timeout=grace,
             interval=_PID_POLL_SECONDS,
             what=f"pid {pid} to exit",

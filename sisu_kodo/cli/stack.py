@@ -159,6 +159,7 @@ def stop_stack(settings: Settings, grace: float = STOP_GRACE_SECONDS * 2) -> int
     if pid is None:
         path.unlink(missing_ok=True)
         return None
-    if not stop_pid(pid, grace=grace):
+    # `sisu up` removes its pid file last, once everything it started has stopped.
+    if not stop_pid(pid, grace=grace, stopped=lambda: read_live_pid(path) != pid):
         raise StackError(f"sisu up (pid {pid}) did not stop within {grace:.0f}s")
     return pid

@@ -70,3 +70,13 @@ def test_terminate_pid_ends_polite_and_stubborn_processes(
     assert stop_pid(polite.pid, grace=30) is True
     terminate_pid(stubborn.pid, grace=0.3)
     assert not pid_alive(polite.pid) and not pid_alive(stubborn.pid)
+
+
+def test_stop_pid_can_wait_on_another_sign_of_the_end(
+    spawned: list[subprocess.Popen[bytes]],
+) -> None:
+    polite = started(POLITE)
+    spawned.append(polite)
+    # As for a process that is not our child: its exit shows only in what it leaves behind.
+    assert stop_pid(polite.pid, grace=30, stopped=lambda: polite.poll() is not None) is True
+    assert polite.returncode == -signal.SIGTERM
