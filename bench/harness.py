@@ -33,6 +33,7 @@ from sisu_kodo.client import SisuClient  # noqa: E402
 from sisu_kodo.contracts.runs import RunStatus  # noqa: E402
 from sisu_kodo.db.embedded import EmbeddedPostgres  # noqa: E402
 from sisu_kodo.db.engine import create_engine  # noqa: E402
+from sisu_kodo.deadlines import wait_until  # noqa: E402
 from tests.fixtures.postgres import TestDatabases  # noqa: E402
 from tests.fixtures.processes import Role, Stack  # noqa: E402
 from tests.fixtures.runs import start_run  # noqa: E402
@@ -126,16 +127,19 @@ def start_to_gate(
 
 def wait_terminal(engine: sa.Engine, run_id: str, *, timeout: float = 1800) -> RunStatus:
     """Poll the run's status in the ledger: cheap, so the measurement does not load the API."""
-    deadline = time.monotonic() + timeout
     query = sa.text("SELECT status FROM app.runs WHERE id = :r")
-    while True:
+
+    def status() -> RunStatus:
         with engine.connect() as conn:
-            status = RunStatus(conn.execute(query, {"r": run_id}).scalar_one())
-        if status.terminal:
-            return status
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"run {run_id} still {status.value} after {timeout}s")
-        time.sleep(0.01)
+            return RunStatus(conn.execute(query, {"r": run_id}).scalar_one())
+
+    return wait_until(
+        status,
+        until=lambda current: current.terminal,
+        timeout=timeout,
+        interval=0.01,
+        what=lambda current: f"run {run_id} still {current.value} after {timeout}s",
+    )
 
 
 def worker_role(bench: Bench, number: int = 1) -> Role:

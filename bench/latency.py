@@ -16,6 +16,7 @@ import time
 import sqlalchemy as sa
 
 from bench.harness import bench_stack, percentile, report
+from sisu_kodo.deadlines import wait_until
 from tests.fixtures.runs import scalar
 
 GATE = (
@@ -34,13 +35,14 @@ SUCCEEDED = (
 
 
 def _poll(engine: sa.Engine, sql: str, run_id: str, timeout: float = 60) -> float:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = scalar(engine, sql, r=run_id)
-        if value is not None:
-            return float(value)
-        time.sleep(0.005)
-    raise TimeoutError(f"run {run_id}: no answer to {sql[:40]}...")
+    value = wait_until(
+        lambda: scalar(engine, sql, r=run_id),
+        until=lambda answer: answer is not None,
+        timeout=timeout,
+        interval=0.005,
+        what=lambda _: f"run {run_id}: no answer to {sql[:40]}...",
+    )
+    return float(value)
 
 
 def main(argv: list[str] | None = None) -> dict[str, object]:

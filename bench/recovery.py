@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 
 from bench.harness import Bench, bench_stack, report, spread, start_to_gate, wait_terminal
+from sisu_kodo.deadlines import wait_until
 from tests.fixtures.processes import Role, Stack
 from tests.fixtures.runs import scalar
 
@@ -21,11 +22,7 @@ ORPHANS = "SELECT COUNT(*) FROM dbos.workflow_status WHERE status = 'PENDING' AN
 
 
 def _wait(predicate: Callable[[], object], timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError("benchmark condition not reached")
-        time.sleep(0.005)
+    wait_until(predicate, timeout=timeout, interval=0.005, what="the benchmark condition")
 
 
 def _first_task_after(bench: Bench, run_id: str, instant: float) -> float:

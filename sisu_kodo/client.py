@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any
@@ -20,6 +19,7 @@ from sisu_kodo.contracts.runs import (
     RunView,
     Workload,
 )
+from sisu_kodo.deadlines import wait_until
 from sisu_kodo.errors import AppError, error_class_for
 
 
@@ -93,18 +93,18 @@ class SisuClient:
         timeout: float,
         poll: float = 0.2,
     ) -> RunView:
-        """Poll the RunView until `done(run)`; TimeoutError (with the run's hint) otherwise."""
-        deadline = time.monotonic() + timeout
-        while True:
-            run = self.get_run(run_id)
-            if done(run):
-                return run
-            if time.monotonic() > deadline:
-                raise TimeoutError(
-                    f"run {run_id} still {run.status.value} after {timeout:.0f}s"
-                    + (f": {run.hint}" if run.hint else "")
-                )
-            time.sleep(poll)
+        """Poll the RunView until `done(run)`; WaitTimeout, a TimeoutError with the run's hint,
+        otherwise."""
+        return wait_until(
+            lambda: self.get_run(run_id),
+            until=done,
+            timeout=timeout,
+            interval=poll,
+            what=lambda run: (
+                f"run {run_id} still {run.status.value} after {timeout:.0f}s"
+                + (f": {run.hint}" if run.hint else "")
+            ),
+        )
 
     def approve_plan(self, run_id: str, approved_by: str, notes: str | None = None) -> Accepted:
         body = {"approvedBy": approved_by, **({"notes": notes} if notes else {})}

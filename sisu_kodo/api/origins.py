@@ -33,18 +33,18 @@ class SiteAllowlist:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SiteAllowlist:
-        hosts = settings.allowed_hosts or _default_hosts(settings.host)
+        hosts = settings.api.allowed_hosts or _default_hosts(settings.topology.host)
         origins = None
-        if settings.allowed_origins:
+        if settings.api.allowed_origins:
             origins = frozenset(
                 origin
-                for entry in settings.allowed_origins
+                for entry in settings.api.allowed_origins
                 if (origin := _origin(entry)) is not None
             )
         return cls(
             hosts=frozenset(_bare_host(host) for host in hosts),
             origins=origins,
-            any_origin="*" in settings.allowed_origins,
+            any_origin="*" in settings.api.allowed_origins,
         )
 
     def check_host(self, header: str | None) -> None:

@@ -94,7 +94,7 @@ def _live_execution(conn: sa.Connection, *, run_id: str, settings: Settings) -> 
     decided = executions.decided_tasks(conn, run_id=run_id)
     page = task_page(conn, run_id=run_id, settings=settings, offset=0, limit=TASKS_IN_VIEW)
     done = sandbox_runs.count_finished_tasks(
-        conn, run_id=run_id, step_id=StepId.EXECUTE, max_attempts=settings.task_max_attempts
+        conn, run_id=run_id, step_id=StepId.EXECUTE, max_attempts=settings.queues.task_max_attempts
     )
     return {
         "taskCount": len(decided),
@@ -119,7 +119,7 @@ def task_page(
         conn,
         run_id=run_id,
         tasks=decided[offset : offset + limit],
-        max_attempts=settings.task_max_attempts,
+        max_attempts=settings.queues.task_max_attempts,
     )
     return TaskPage(
         runId=run_id,
@@ -131,7 +131,7 @@ def task_page(
 
 
 def _stuck_queue_hint(conn: sa.Connection, *, app_version: str, settings: Settings) -> str | None:
-    rows = workers.list_workers(conn, ttl_seconds=settings.heartbeat_ttl_seconds)
+    rows = workers.list_workers(conn, ttl_seconds=settings.queues.heartbeat_ttl_seconds)
     return app_version_gap(rows, app_version)
 
 

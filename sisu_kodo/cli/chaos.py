@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
@@ -23,6 +22,7 @@ from sisu_kodo.db import oracles
 from sisu_kodo.db.bootstrap import prepare_databases
 from sisu_kodo.db.embedded import resolve_database
 from sisu_kodo.db.engine import create_engine
+from sisu_kodo.deadlines import wait_until
 
 CHAOS_EXECUTOR = "chaos-worker"
 
@@ -37,10 +37,14 @@ def chaos(
 ) -> None:
     """Each round: run slow tasks, SIGKILL the worker mid fan-out, restart it, check oracles."""
     settings, embedded = resolve_database(settings_of(ctx))
-    assert settings.database_url
-    engine = create_engine(settings.database_url, pool_size=2)
-    prepare_databases(engine, settings.system_database_url or settings.database_url)
-    drill = Drill(engine, settings.database_url, settings.resolved_data_dir / "chaos")
+    assert settings.topology.database_url
+    engine = create_engine(settings.topology.database_url, pool_size=2)
+    prepare_databases(
+        engine, settings.topology.system_database_url or settings.topology.database_url
+    )
+    drill = Drill(
+        engine, settings.topology.database_url, settings.topology.resolved_data_dir / "chaos"
+    )
     all_passed = True
     try:
         drill.start()
@@ -145,8 +149,9 @@ class Drill:
             )
 
     def _wait_receipts(self, run_id: str, *, at_least: int, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while self._receipts(run_id) < at_least:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"run {run_id}: under {at_least} tasks done after {timeout}s")
-            time.sleep(0.05)
+        wait_until(
+            lambda: self._receipts(run_id),
+            until=lambda done: done >= at_least,
+            timeout=timeout,
+            what=lambda done: f"run {run_id}: {done} < {at_least} tasks done after {timeout}s",
+        )

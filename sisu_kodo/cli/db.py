@@ -21,9 +21,11 @@ app = typer.Typer(help="Database maintenance (stop the stack first).", no_args_i
 @contextmanager
 def _engine(ctx: typer.Context, *, system: bool = False) -> Iterator[sa.Engine]:
     settings, embedded = resolve_database(settings_of(ctx))
-    assert settings.database_url
+    assert settings.topology.database_url
     url = (
-        (settings.system_database_url or settings.database_url) if system else settings.database_url
+        (settings.topology.system_database_url or settings.topology.database_url)
+        if system
+        else settings.topology.database_url
     )
     engine = create_engine(url)
     try:
@@ -57,7 +59,8 @@ def upgrade(ctx: typer.Context) -> None:
     with _engine(ctx) as engine:
         prepare_databases(
             engine,
-            settings.system_database_url or str(engine.url.render_as_string(hide_password=False)),
+            settings.topology.system_database_url
+            or str(engine.url.render_as_string(hide_password=False)),
         )
     console.print("[green]schemas app and dbos are current[/green]")
 

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import IO, Annotated
@@ -24,6 +22,7 @@ from sisu_kodo.client import SisuClient
 from sisu_kodo.config import Settings
 from sisu_kodo.contracts.runs import RunStatus, RunView
 from sisu_kodo.errors import AppError
+from sisu_kodo.processes import terminate_processes
 
 POLL_SECONDS = 0.2
 
@@ -45,7 +44,7 @@ def demo(
 ) -> None:
     """Create an intent, start its run, pass the approval gate and watch the fan-out."""
     settings = settings_of(ctx)
-    base_url = base or f"http://{settings.host}:{settings.port}"
+    base_url = base or f"http://{settings.topology.host}:{settings.topology.port}"
     with _stack(settings, enabled=start_stack), SisuClient(base_url) as client:
         try:
             run = _drive(client, goal, steps, concurrency, partition, approve, timeout)
@@ -96,7 +95,6 @@ def _past_planning(run: RunView) -> bool:
 
 
 def _watch_fan_out(client: SisuClient, run_id: str, timeout: float) -> RunView:
-    deadline = time.monotonic() + timeout
     with Progress(
         TextColumn("[bold]tasks"),
         BarColumn(),
@@ -106,18 +104,16 @@ def _watch_fan_out(client: SisuClient, run_id: str, timeout: float) -> RunView:
         console=console,
     ) as progress:
         bar = progress.add_task("fan-out", total=None, status="queued")
-        while True:
-            run = client.get_run(run_id)
+
+        def ended(run: RunView) -> bool:
             tasks = run.execute_tasks()
             finished = sum(1 for task in tasks if task.status in ("succeeded", "failed"))
             progress.update(
                 bar, total=len(tasks) or None, completed=finished, status=run.status.value
             )
-            if run.status.terminal:
-                return run
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"run {run_id} still {run.status.value} after {timeout:.0f}s")
-            time.sleep(POLL_SECONDS)
+            return run.status.terminal
+
+        return client.wait(run_id, ended, timeout=timeout, poll=POLL_SECONDS)
 
 
 def _show_plan(client: SisuClient, run: RunView) -> None:
@@ -172,12 +168,7 @@ def _stack(settings: Settings, *, enabled: bool) -> Iterator[None]:
         _wait_for_up(up)
         yield
     finally:
-        up.send_signal(signal.SIGTERM)
-        try:
-            up.wait(timeout=STOP_GRACE_SECONDS * 2)
-        except subprocess.TimeoutExpired:
-            up.kill()
-            up.wait()
+        terminate_processes([up], grace=STOP_GRACE_SECONDS * 2)
         console.print("stack stopped")
 
 

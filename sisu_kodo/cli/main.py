@@ -68,7 +68,12 @@ def api(ctx: typer.Context) -> None:
 
     settings, embedded = resolve_database(settings_of(ctx))
     try:
-        uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+        uvicorn.run(
+            create_app(settings),
+            host=settings.topology.host,
+            port=settings.topology.port,
+            log_level="info",
+        )
     finally:
         if embedded is not None:
             embedded.stop()

@@ -41,5 +41,7 @@ def health(ctx: typer.Context) -> None:
     """Report the daemon's health (manual: `oc:daemon:health`); exit 1 if needed and down."""
     settings = settings_of(ctx)
     result = check_daemon(settings)
-    checks = [(f"OpenCode daemon (OC_MODE={settings.oc_mode.value})", result.ok, result.detail)]
+    checks = [
+        (f"OpenCode daemon (OC_MODE={settings.planner.oc_mode.value})", result.ok, result.detail)
+    ]
     raise typer.Exit(0 if print_checks("oc:daemon:health", checks) else 1)

@@ -27,8 +27,8 @@ def oracle(
 ) -> None:
     """Run every SQL oracle of the manual for one run; exit 1 on any failure."""
     settings, _ = resolve_database(settings_of(ctx), start=False)
-    assert settings.database_url
-    engine = create_engine(settings.database_url, pool_size=1)
+    assert settings.topology.database_url
+    engine = create_engine(settings.topology.database_url, pool_size=1)
     try:
         with engine.connect() as conn:
             results = oracles.check_run(conn, run_id=run_id, expect_success=expect_success)
@@ -50,8 +50,8 @@ def _database_checks(settings: Settings) -> list[tuple[str, bool, str]]:
         resolved, _ = resolve_database(settings, start=False)
     except ConfigError as exc:
         return [("database", False, str(exc))]
-    assert resolved.database_url
-    engine = create_engine(resolved.database_url, pool_size=1)
+    assert resolved.topology.database_url
+    engine = create_engine(resolved.topology.database_url, pool_size=1)
     try:
         with engine.connect() as conn:
             return [
@@ -77,15 +77,17 @@ def _dbos_schema_check(conn: sa.Connection) -> tuple[str, bool, str]:
 
 
 def _fleet_checks(conn: sa.Connection, settings: Settings) -> list[tuple[str, bool, str]]:
-    rows = workers.list_workers(conn, ttl_seconds=settings.heartbeat_ttl_seconds)
+    rows = workers.list_workers(conn, ttl_seconds=settings.queues.heartbeat_ttl_seconds)
     live = [row for row in rows if row.alive]
     listing = ", ".join(f"{w.executor_id} ({w.app_version})" for w in live) or "none"
-    parity = any(worker.app_version == settings.app_version for worker in live)
-    stuck = workers.queued_runs_without_worker(conn, ttl_seconds=settings.heartbeat_ttl_seconds)
+    parity = any(worker.app_version == settings.topology.app_version for worker in live)
+    stuck = workers.queued_runs_without_worker(
+        conn, ttl_seconds=settings.queues.heartbeat_ttl_seconds
+    )
     return [
         ("live workers", bool(live), listing),
         (
-            f"app version parity (DBOS__APPVERSION={settings.app_version})",
+            f"app version parity (DBOS__APPVERSION={settings.topology.app_version})",
             parity,
             "a live worker runs it" if parity else "no live worker runs it: runs stay queued",
         ),
@@ -101,7 +103,7 @@ def _fleet_checks(conn: sa.Connection, settings: Settings) -> list[tuple[str, bo
 
 def _opencode_check(settings: Settings) -> tuple[str, bool, str]:
     health = check_daemon(settings)
-    return (f"OpenCode daemon (OC_MODE={settings.oc_mode.value})", health.ok, health.detail)
+    return (f"OpenCode daemon (OC_MODE={settings.planner.oc_mode.value})", health.ok, health.detail)
 
 
 def _sandbox_check(settings: Settings) -> tuple[str, bool, str]:

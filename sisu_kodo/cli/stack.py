@@ -18,8 +18,9 @@ from sisu_kodo.config import OcMode, Settings
 from sisu_kodo.db.bootstrap import prepare_databases
 from sisu_kodo.db.embedded import resolve_database
 from sisu_kodo.db.engine import create_engine
+from sisu_kodo.deadlines import WaitTimeout, wait_until
 from sisu_kodo.oc.daemon import DaemonError, start_daemon, stop_daemon
-from sisu_kodo.pidfiles import read_live_pid
+from sisu_kodo.processes import read_live_pid, stop_pid, terminate_processes
 
 PID_FILE = "sisu-up.pid"
 STOP_GRACE_SECONDS = 15.0
@@ -43,7 +44,7 @@ def free_port() -> int:
 
 
 def pid_file(settings: Settings) -> Path:
-    return settings.resolved_data_dir / PID_FILE
+    return settings.topology.resolved_data_dir / PID_FILE
 
 
 def spawn_role(role: str, env: dict[str, str], log_path: Path) -> Child:
@@ -60,38 +61,29 @@ def spawn_role(role: str, env: dict[str, str], log_path: Path) -> Child:
 
 
 def wait_healthy(url: str, *, child: Child, timeout: float, check_worker: bool = False) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def healthy() -> bool:
         if child.process.poll() is not None:
             raise StackError(
                 f"{child.name} exited with {child.process.returncode}; see {child.log_path}"
             )
         try:
             response = httpx.get(url, timeout=2)
-            if response.status_code == 200 and (
-                not check_worker or any(w["alive"] for w in response.json().get("workers", []))
-            ):
-                return
         except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise StackError(
-        f"{child.name} not healthy at {url} after {timeout:.0f}s; see {child.log_path}"
-    )
+            return False
+        return response.status_code == 200 and (
+            not check_worker or any(w["alive"] for w in response.json().get("workers", []))
+        )
+
+    try:
+        wait_until(healthy, timeout=timeout, interval=0.2, what=f"{child.name} health")
+    except WaitTimeout as exc:
+        raise StackError(
+            f"{child.name} not healthy at {url} after {timeout:.0f}s; see {child.log_path}"
+        ) from exc
 
 
 def terminate(children: list[Child], grace: float = STOP_GRACE_SECONDS) -> None:
-    for child in children:
-        if child.process.poll() is None:
-            child.process.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    for child in children:
-        remaining = max(0.1, deadline - time.monotonic())
-        try:
-            child.process.wait(timeout=remaining)
-        except subprocess.TimeoutExpired:
-            child.process.kill()
-            child.process.wait()
+    terminate_processes([child.process for child in children], grace=grace)
 
 
 def run_stack(settings: Settings, *, ready: Callable[[str, Path], None] | None = None) -> int:
@@ -101,10 +93,12 @@ def run_stack(settings: Settings, *, ready: Callable[[str, Path], None] | None =
     if existing is not None:
         raise StackError(f"sisu up is already running (pid {existing}); run `sisu stop` first")
     settings, embedded = resolve_database(settings)
-    assert settings.database_url
-    engine = create_engine(settings.database_url)
+    assert settings.topology.database_url
+    engine = create_engine(settings.topology.database_url)
     try:
-        prepare_databases(engine, settings.system_database_url or settings.database_url)
+        prepare_databases(
+            engine, settings.topology.system_database_url or settings.topology.database_url
+        )
     finally:
         engine.dispose()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -117,12 +111,12 @@ def run_stack(settings: Settings, *, ready: Callable[[str, Path], None] | None =
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
-    env = {**os.environ, "DATABASE_URL": settings.database_url}
-    logs = settings.resolved_data_dir / "logs"
+    env = {**os.environ, "DATABASE_URL": settings.topology.database_url}
+    logs = settings.topology.resolved_data_dir / "logs"
     children: list[Child] = []
     opencode_started = False
     try:
-        if settings.oc_mode is not OcMode.REPLAY:
+        if settings.planner.oc_mode is not OcMode.REPLAY:
             try:
                 opencode_started = start_daemon(settings).started
             except DaemonError as exc:
@@ -131,13 +125,16 @@ def run_stack(settings: Settings, *, ready: Callable[[str, Path], None] | None =
         children.append(worker)
         api = spawn_role("api", env, logs / "api.log")
         children.append(api)
-        base = f"http://{settings.host}:{settings.port}"
+        base = f"http://{settings.topology.host}:{settings.topology.port}"
         wait_healthy(
-            f"http://{settings.host}:{settings.admin_port}/healthz", child=worker, timeout=60
+            f"http://{settings.topology.host}:{settings.topology.admin_port}/healthz",
+            child=worker,
+            timeout=60,
         )
         wait_healthy(f"{base}/healthz", child=api, timeout=60, check_worker=True)
         if ready is not None:
             ready(base, logs)
+        # Supervision, not a wait with a deadline: it ends on a signal or a dead child.
         while not stop_requested:
             for child in children:
                 if child.process.poll() is not None:
@@ -162,10 +159,7 @@ def stop_stack(settings: Settings, grace: float = STOP_GRACE_SECONDS * 2) -> int
     if pid is None:
         path.unlink(missing_ok=True)
         return None
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and read_live_pid(path) == pid:
-        time.sleep(0.2)
-    if read_live_pid(path) == pid:
+    # `sisu up` removes its pid file last, once everything it started has stopped.
+    if not stop_pid(pid, grace=grace, stopped=lambda: read_live_pid(path) != pid):
         raise StackError(f"sisu up (pid {pid}) did not stop within {grace:.0f}s")
     return pid

@@ -90,6 +90,11 @@ class SandboxMetrics(BaseModel):
     memPeakMB: float | None = None
 
 
+def truncation_marker(omitted: int) -> str:
+    """What ends a captured output the cap cut, saying how much is missing."""
+    return f"\n[truncated: {omitted} more bytes]\n"
+
+
 class SandboxResult(BaseModel):
     taskKey: str
     attempt: int
@@ -97,6 +102,10 @@ class SandboxResult(BaseModel):
     exitCode: int | None
     stdout: str = ""
     stderr: str = ""
+    stdoutOmittedBytes: int = Field(
+        0, ge=0, description="stdout bytes past the output cap; stdout then ends in a marker."
+    )
+    stderrOmittedBytes: int = Field(0, ge=0, description="The same for stderr.")
     errCode: ErrCode
     errMessage: str | None = None
     sandboxRef: str
@@ -105,3 +114,16 @@ class SandboxResult(BaseModel):
     isolation: str | None = Field(
         None, description="How isolated the run was: microvm, namespaces, process, mock."
     )
+
+    def kept_output(self) -> list[tuple[str, bytes, bool]]:
+        """(stream, bytes kept, truncated) of stdout and stderr as the artifacts store them:
+        the capped text without the marker, since the artifact index says it was cut."""
+        kept = []
+        for stream, text, omitted in (
+            ("stdout", self.stdout, self.stdoutOmittedBytes),
+            ("stderr", self.stderr, self.stderrOmittedBytes),
+        ):
+            if text:
+                body = text.removesuffix(truncation_marker(omitted)) if omitted else text
+                kept.append((stream, body.encode(), omitted > 0))
+        return kept

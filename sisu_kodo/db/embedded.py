@@ -147,9 +147,9 @@ def resolve_database(
 
     With `start=False` the embedded server is only attached to, never started.
     """
-    if settings.database_url:
+    if settings.topology.database_url:
         return settings, None
-    embedded = EmbeddedPostgres(settings.resolved_data_dir / "pg")
+    embedded = EmbeddedPostgres(settings.topology.resolved_data_dir / "pg")
     if not start and not embedded.is_running():
         raise ConfigError(
             "DATABASE_URL is unset and the embedded PostgreSQL under"

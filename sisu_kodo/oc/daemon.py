@@ -14,16 +14,15 @@ import platform
 import re
 import secrets
 import shutil
-import signal
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sisu_kodo.config import APP_NAME, Settings
+from sisu_kodo.deadlines import WaitTimeout, wait_until
 from sisu_kodo.oc import providers
-from sisu_kodo.pidfiles import pid_alive, read_live_pid
+from sisu_kodo.processes import read_live_pid, terminate_pid
 
 OPENCODE_VERSION = "1.18.33"
 LISTENING = re.compile(r"opencode server listening on (http://\S+)")
@@ -49,7 +48,7 @@ class DaemonPaths:
 
     @classmethod
     def of(cls, settings: Settings) -> DaemonPaths:
-        return cls(settings.resolved_data_dir / "opencode")
+        return cls(settings.topology.resolved_data_dir / "opencode")
 
     @property
     def home(self) -> Path:
@@ -84,8 +83,8 @@ class DaemonStatus:
 
 
 def cache_dir(settings: Settings) -> Path:
-    if settings.oc_cache_dir is not None:
-        return settings.oc_cache_dir
+    if settings.planner.oc_cache_dir is not None:
+        return settings.planner.oc_cache_dir
     import platformdirs
 
     return Path(platformdirs.user_cache_dir(APP_NAME)) / "opencode"
@@ -103,8 +102,8 @@ def _platform_package() -> str:
 
 def installed_binary(settings: Settings) -> Path:
     """Where the pinned opencode binary is (or would be after `install_opencode`)."""
-    if settings.oc_bin is not None:
-        return settings.oc_bin
+    if settings.planner.oc_bin is not None:
+        return settings.planner.oc_bin
     # The platform package's own binary: it works without opencode-ai's postinstall.
     prefix = cache_dir(settings) / OPENCODE_VERSION
     return prefix / "node_modules" / _platform_package() / "bin" / "opencode"
@@ -116,7 +115,7 @@ def install_opencode(settings: Settings) -> Path:
     binary = installed_binary(settings)
     if binary.is_file():
         return binary
-    if settings.oc_bin is not None:
+    if settings.planner.oc_bin is not None:
         raise DaemonError(f"OC_BIN={binary} does not exist")
     npm = shutil.which("npm")
     if npm is None:
@@ -151,7 +150,7 @@ def install_opencode(settings: Settings) -> Path:
 
 def opencode_config(settings: Settings) -> dict[str, Any]:
     """The whole server config (passed as OPENCODE_CONFIG_CONTENT)."""
-    model = f"{settings.oc_provider}/{settings.oc_model}"
+    model = f"{settings.planner.oc_provider}/{settings.planner.oc_model}"
     return {
         "$schema": "https://opencode.ai/config.json",
         "model": model,
@@ -160,15 +159,15 @@ def opencode_config(settings: Settings) -> dict[str, Any]:
         "share": "disabled",
         "snapshot": False,
         # Only our provider exists: no catalog default that needs the internet, no leaks.
-        "enabled_providers": [settings.oc_provider],
-        "provider": providers.provider_config(settings),
+        "enabled_providers": [settings.planner.oc_provider],
+        "provider": providers.provider_config(settings.planner),
     }
 
 
 def server_password(settings: Settings) -> str | None:
     """OC_SERVER_PASSWORD, else the one the daemon generated; None when neither exists."""
-    if settings.oc_server_password is not None:
-        return settings.oc_server_password.get_secret_value()
+    if settings.planner.oc_server_password is not None:
+        return settings.planner.oc_server_password.get_secret_value()
     path = DaemonPaths.of(settings).password_file
     try:
         return path.read_text().strip() or None
@@ -201,8 +200,8 @@ def _private_home(paths: DaemonPaths) -> dict[str, str]:
 
 def _ensure_password(settings: Settings, paths: DaemonPaths) -> str:
     password = (
-        settings.oc_server_password.get_secret_value()
-        if settings.oc_server_password is not None
+        settings.planner.oc_server_password.get_secret_value()
+        if settings.planner.oc_server_password is not None
         else secrets.token_urlsafe(24)
     )
     paths.root.mkdir(parents=True, exist_ok=True)
@@ -223,7 +222,7 @@ def live_pid(settings: Settings) -> int | None:
 def start_daemon(settings: Settings) -> DaemonStatus:
     """Start `opencode serve` (or report the one already running) and wait until it listens."""
     paths = DaemonPaths.of(settings)
-    url = f"http://127.0.0.1:{settings.oc_server_port}"
+    url = f"http://127.0.0.1:{settings.planner.oc_server_port}"
     running = live_pid(settings)
     if running is not None:
         return DaemonStatus(running, url, paths.log_file, started=False)
@@ -237,7 +236,7 @@ def start_daemon(settings: Settings) -> DaemonStatus:
         "OPENCODE_CONFIG_CONTENT": json.dumps(config),
         "OPENCODE_SERVER_PASSWORD": _ensure_password(settings, paths),
     }
-    key = providers.api_key(settings)
+    key = providers.api_key(settings.planner)
     if key is not None:
         env[providers.KEY_ENV] = key
     with paths.log_file.open("wb") as log:
@@ -248,7 +247,7 @@ def start_daemon(settings: Settings) -> DaemonStatus:
                 "--hostname",
                 "127.0.0.1",
                 "--port",
-                str(settings.oc_server_port),
+                str(settings.planner.oc_server_port),
             ],
             cwd=paths.work,
             env=env,
@@ -259,7 +258,7 @@ def start_daemon(settings: Settings) -> DaemonStatus:
         )
     paths.pid_file.write_text(str(process.pid))
     try:
-        _wait_listening(process, paths.log_file, settings.oc_startup_timeout_seconds)
+        _wait_listening(process, paths.log_file, settings.planner.oc_startup_timeout_seconds)
     except DaemonError:
         stop_daemon(settings)
         raise
@@ -269,8 +268,8 @@ def start_daemon(settings: Settings) -> DaemonStatus:
 def _wait_listening(process: subprocess.Popen[bytes], log_path: Path, timeout: float) -> str:
     """Block until the server prints its listening line: the port opens about a second
     before the HTTP layer answers, and a request in that window can hang forever."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def listening_url() -> str | None:
         text = log_path.read_text(errors="replace")
         found = LISTENING.search(text)
         if found:
@@ -281,8 +280,14 @@ def _wait_listening(process: subprocess.Popen[bytes], log_path: Path, timeout: f
                 f"opencode serve exited with {process.returncode} before listening: {tail}"
                 f" (log {log_path})"
             )
-        time.sleep(0.1)
-    raise DaemonError(f"opencode serve not listening after {timeout:.0f}s (log {log_path})")
+        return None
+
+    try:
+        return wait_until(listening_url, timeout=timeout, interval=0.1, what="opencode serve")
+    except WaitTimeout as exc:
+        raise DaemonError(
+            f"opencode serve not listening after {timeout:.0f}s (log {log_path})"
+        ) from exc
 
 
 def stop_daemon(settings: Settings, grace: float = STOP_GRACE_SECONDS) -> int | None:
@@ -292,13 +297,6 @@ def stop_daemon(settings: Settings, grace: float = STOP_GRACE_SECONDS) -> int | 
     if pid is None:
         paths.pid_file.unlink(missing_ok=True)
         return None
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and pid_alive(pid):
-        time.sleep(0.05)
-    if pid_alive(pid):
-        os.kill(pid, signal.SIGKILL)
-        while pid_alive(pid):
-            time.sleep(0.05)
+    terminate_pid(pid, grace=grace)
     paths.pid_file.unlink(missing_ok=True)
     return pid

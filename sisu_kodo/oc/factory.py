@@ -16,17 +16,17 @@ from sisu_kodo.oc.replay import ReplayPlanner
 def create_planner(settings: Settings, engine: sa.Engine) -> Planner:
     """Builds without I/O; `oc.health.await_opencode` is the start-up check of the server."""
     check_credentials(settings)
-    fixtures = FixtureStore(settings.oc_fixtures_dir)
+    fixtures = FixtureStore(settings.planner.oc_fixtures_dir)
     inner: Answerer
-    if settings.oc_mode is OcMode.REPLAY:
+    if settings.planner.oc_mode is OcMode.REPLAY:
         inner = ReplayPlanner(fixtures)
     else:
         inner = OpenCodePlanner(
             client_for(settings),
-            mode=settings.oc_mode.value,
-            provider_id=settings.oc_provider,
-            model_id=settings.oc_model,
-            strict=settings.oc_strict_mode,
-            fixtures=fixtures if settings.oc_mode is OcMode.RECORD else None,
+            mode=settings.planner.oc_mode.value,
+            provider_id=settings.planner.oc_provider,
+            model_id=settings.planner.oc_model,
+            strict=settings.planner.oc_strict_mode,
+            fixtures=fixtures if settings.planner.oc_mode is OcMode.RECORD else None,
         )
     return LedgerPlanner(inner, engine)

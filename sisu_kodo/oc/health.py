@@ -8,10 +8,10 @@ unreachable or unhealthy, or when the server is not configured with OC_PROVIDER.
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 
 from sisu_kodo.config import ConfigError, OcMode, Settings
+from sisu_kodo.deadlines import WaitTimeout, wait_until
 from sisu_kodo.oc import providers
 from sisu_kodo.oc.client import OpenCodeClient
 from sisu_kodo.oc.daemon import server_password
@@ -35,15 +35,15 @@ class DaemonHealth:
 
 def client_for(settings: Settings) -> OpenCodeClient:
     return OpenCodeClient(
-        settings.opencode_url,
+        settings.planner.opencode_url,
         password=server_password(settings),
-        prompt_timeout=settings.oc_request_timeout_seconds,
+        prompt_timeout=settings.planner.oc_request_timeout_seconds,
     )
 
 
 def check_daemon(settings: Settings, *, timeout: float = 3.0) -> DaemonHealth:
-    required = settings.oc_mode is not OcMode.REPLAY
-    url = f"{settings.opencode_url.rstrip('/')}/global/health"
+    required = settings.planner.oc_mode is not OcMode.REPLAY
+    url = f"{settings.planner.opencode_url.rstrip('/')}/global/health"
     with client_for(settings) as client:
         try:
             body = client.health(timeout=timeout)
@@ -54,20 +54,20 @@ def check_daemon(settings: Settings, *, timeout: float = 3.0) -> DaemonHealth:
         except PlannerError as exc:
             healthy, detail = False, f"{url}: {exc.message}"
     if not required:
-        detail += f"; not needed with OC_MODE={settings.oc_mode.value}"
+        detail += f"; not needed with OC_MODE={settings.planner.oc_mode.value}"
     return DaemonHealth(required=required, reachable=healthy, detail=detail)
 
 
 def check_credentials(settings: Settings) -> None:
     """Settings-only checks, before any I/O: the provider is well-formed and, in strict
     live/record mode, has a key."""
-    if settings.oc_mode is OcMode.REPLAY:
+    if settings.planner.oc_mode is OcMode.REPLAY:
         return
-    providers.validate_provider(settings)
-    if settings.oc_strict_mode and providers.api_key(settings) is None:
+    providers.validate_provider(settings.planner)
+    if settings.planner.oc_strict_mode and providers.api_key(settings.planner) is None:
         raise ConfigError(
-            f"OC_STRICT_MODE=1: no API key for OpenCode provider {settings.oc_provider!r}"
-            f" (set {providers.key_variable(settings)})"
+            f"OC_STRICT_MODE=1: no API key for OpenCode provider {settings.planner.oc_provider!r}"
+            f" (set {providers.key_variable(settings.planner)})"
         )
 
 
@@ -78,30 +78,35 @@ def await_opencode(settings: Settings) -> DaemonHealth:
     and each failed call falls back to the built-in planner, marked on the run.
     """
     check_credentials(settings)
-    if settings.oc_mode is OcMode.REPLAY:
+    if settings.planner.oc_mode is OcMode.REPLAY:
         return check_daemon(settings, timeout=1.0)
-    deadline = time.monotonic() + settings.oc_startup_timeout_seconds
-    health = check_daemon(settings, timeout=2.0)
-    while not health.reachable and time.monotonic() < deadline:
-        time.sleep(HEALTH_POLL_SECONDS)
-        health = check_daemon(settings, timeout=2.0)
+    try:
+        health = wait_until(
+            lambda: check_daemon(settings, timeout=2.0),
+            until=lambda checked: checked.reachable,
+            timeout=settings.planner.oc_startup_timeout_seconds,
+            interval=HEALTH_POLL_SECONDS,
+            what="OpenCode health",
+        )
+    except WaitTimeout as exc:
+        health = exc.last
     if not health.reachable:
-        if settings.oc_strict_mode:
+        if settings.planner.oc_strict_mode:
             raise ConfigError(
                 f"OC_STRICT_MODE=1: OpenCode is not healthy after"
-                f" {settings.oc_startup_timeout_seconds:g}s ({health.detail})"
+                f" {settings.planner.oc_startup_timeout_seconds:g}s ({health.detail})"
             )
         log.warning("OpenCode not healthy (%s); plans will fall back to built-in", health.detail)
         return health
-    if settings.oc_strict_mode:
+    if settings.planner.oc_strict_mode:
         with client_for(settings) as client:
             try:
                 configured = client.provider_ids()
             except PlannerError as exc:
                 raise ConfigError(f"OC_STRICT_MODE=1: {exc.message}") from exc
-        if settings.oc_provider not in configured:
+        if settings.planner.oc_provider not in configured:
             raise ConfigError(
-                f"OC_STRICT_MODE=1: OpenCode at {settings.opencode_url} has no provider"
-                f" {settings.oc_provider!r} (it has: {', '.join(configured) or 'none'})"
+                f"OC_STRICT_MODE=1: OpenCode at {settings.planner.opencode_url} has no provider"
+                f" {settings.planner.oc_provider!r} (it has: {', '.join(configured) or 'none'})"
             )
     return health

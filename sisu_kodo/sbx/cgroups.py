@@ -14,9 +14,10 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from sisu_kodo.deadlines import WaitTimeout, wait_until
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 _RMDIR_DEADLINE_S = 2.0
@@ -199,22 +200,25 @@ class TaskCgroup:
 
     def remove(self) -> None:
         """Kill the members, then delete the cgroup once the kernel has let them go."""
-        deadline = time.monotonic() + _RMDIR_DEADLINE_S
-        while True:
-            self.kill_all()
-            try:
-                for sibling in (self._cpu_path, self._pids_path):
-                    if sibling is not None:
-                        with contextlib.suppress(FileNotFoundError):
-                            sibling.rmdir()
-                self.path.rmdir()
-                return
-            except FileNotFoundError:
-                return
-            except OSError:
-                if time.monotonic() > deadline:
-                    return
-                time.sleep(0.01)
+        # Past the deadline the (empty or unkillable) cgroup is left for the system to reap.
+        with contextlib.suppress(WaitTimeout):
+            wait_until(
+                self._try_remove, timeout=_RMDIR_DEADLINE_S, interval=0.01, what=str(self.path)
+            )
+
+    def _try_remove(self) -> bool:
+        self.kill_all()
+        try:
+            for sibling in (self._cpu_path, self._pids_path):
+                if sibling is not None:
+                    with contextlib.suppress(FileNotFoundError):
+                        sibling.rmdir()
+            self.path.rmdir()
+        except FileNotFoundError:
+            return True
+        except OSError:
+            return False
+        return True
 
 
 def _sibling(hierarchy: Path | None, name: str) -> Path | None:

@@ -36,24 +36,18 @@ from e2b.exceptions import (
     SandboxUnreachableException,
 )
 
-from sisu_kodo.contracts.sandbox import (
-    ErrCode,
-    FileOut,
-    SandboxMetrics,
-    SandboxRequest,
-    SandboxResult,
-)
+from sisu_kodo.contracts.sandbox import ErrCode, FileOut, SandboxRequest, SandboxResult
 from sisu_kodo.sbx.failures import classify_exception, classify_exit
 from sisu_kodo.sbx.files import (
     ArtifactResolver,
     FileTransferError,
-    capped_text,
     file_in_bytes,
     file_out,
     matches_any,
     safe_relpath,
 )
 from sisu_kodo.sbx.port import ProviderHealth
+from sisu_kodo.sbx.results import DEFAULT_OUTPUT_CAP_BYTES, Captured, sandbox_result
 
 OWNER_KEY = "sisu.owner"
 OWNER_VALUE = "sisu-kodo"
@@ -146,7 +140,7 @@ class E2BSandboxProvider:
         *,
         template: str = "base",
         workdir: str = "/home/user",
-        output_cap_bytes: int = 1 << 20,
+        output_cap_bytes: int = DEFAULT_OUTPUT_CAP_BYTES,
         resolver: ArtifactResolver | None = None,
     ) -> None:
         self._conn = connection
@@ -350,22 +344,19 @@ class E2BSandboxProvider:
 
     def _result(self, state: _Attempt) -> SandboxResult:
         request = state.request
-        err = state.err or classify_exit(state.exit_code)
-        out, errout = state.stdout.encode(), state.stderr.encode()
-        return SandboxResult(
-            taskKey=request.taskKey,
-            attempt=request.attempt,
+        return sandbox_result(
+            request,
             provider=self.name,
-            exitCode=state.exit_code,
-            stdout=capped_text(out[: self._cap], len(out), self._cap),
-            stderr=capped_text(errout[: self._cap], len(errout), self._cap),
-            errCode=err,
-            errMessage=state.message,
-            sandboxRef=state.ref or (state.sandbox.sandbox_id if state.sandbox else "e2b-none"),
-            metrics=SandboxMetrics(
-                wallMs=int((time.monotonic() - state.started) * 1000), bootMs=state.boot_ms
-            ),
-            filesOut=state.files_out,
+            started=state.started,
+            err=state.err or classify_exit(state.exit_code),
+            exit_code=state.exit_code,
+            stdout=Captured.of(state.stdout),
+            stderr=Captured.of(state.stderr),
+            message=state.message,
+            sandbox_ref=state.ref or (state.sandbox.sandbox_id if state.sandbox else "e2b-none"),
+            output_cap=self._cap,
+            boot_ms=state.boot_ms,
+            files_out=state.files_out,
             isolation="microvm",
         )
 

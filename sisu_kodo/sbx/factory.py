@@ -11,29 +11,36 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from sisu_kodo.config import ConfigError, SandboxMode, SandboxProviderName, Settings
+from sisu_kodo.config import (
+    ConfigError,
+    SandboxMode,
+    SandboxProviderName,
+    SandboxSettings,
+    Settings,
+)
 from sisu_kodo.sbx.files import ArtifactResolver
 from sisu_kodo.sbx.mock import MockSandboxProvider
 from sisu_kodo.sbx.port import SandboxProvider
 
 log = logging.getLogger("sisu_kodo.sbx")
 
-Builder = Callable[[Settings, ArtifactResolver | None], SandboxProvider]
+Builder = Callable[[SandboxSettings, ArtifactResolver | None], SandboxProvider]
 
 
 def create_provider(
     settings: Settings, *, resolver: ArtifactResolver | None = None
 ) -> SandboxProvider:
     """The provider the settings ask for; raises ConfigError when none can run."""
-    if settings.sb_mode is SandboxMode.MOCK:
-        return _mock(settings, None)
-    wanted = settings.sbx_provider or _auto_choice(settings)
+    sandboxes = settings.sandboxes
+    if sandboxes.sb_mode is SandboxMode.MOCK:
+        return _mock(sandboxes, resolver)
+    wanted = sandboxes.sbx_provider or _auto_choice(sandboxes)
     try:
-        return _build(wanted, settings, resolver)
+        return _build(wanted, sandboxes, resolver)
     except ConfigError as first:
-        for name in _fallbacks(settings, wanted):
+        for name in (n for n in sandboxes.sbx_fallback if n is not wanted):
             try:
-                provider = _build(name, settings, resolver)
+                provider = _build(name, sandboxes, resolver)
             except ConfigError as exc:
                 log.warning("sandbox fallback %s unavailable: %s", name.value, exc)
                 continue
@@ -42,33 +49,21 @@ def create_provider(
         raise
 
 
-def _auto_choice(settings: Settings) -> SandboxProviderName:
-    return SandboxProviderName.E2B if settings.e2b_api_key else SandboxProviderName.LOCAL
+def _auto_choice(sandboxes: SandboxSettings) -> SandboxProviderName:
+    return SandboxProviderName.E2B if sandboxes.e2b.api_key else SandboxProviderName.LOCAL
 
 
-def _strict(settings: Settings) -> bool:
-    if settings.sbx_strict_mode is not None:
-        return settings.sbx_strict_mode
-    return settings.sb_mode is SandboxMode.LIVE
-
-
-def _fallbacks(settings: Settings, wanted: SandboxProviderName) -> list[SandboxProviderName]:
-    names = [n.strip() for n in (settings.sbx_fallback or "").split(",") if n.strip()]
-    try:
-        order = [SandboxProviderName(n) for n in names]
-    except ValueError as exc:
-        choices = ", ".join(p.value for p in SandboxProviderName)
-        raise ConfigError(
-            f"invalid SBX_FALLBACK={settings.sbx_fallback!r}: use names from {choices}"
-        ) from exc
-    return [n for n in order if n is not wanted]
+def _strict(sandboxes: SandboxSettings) -> bool:
+    if sandboxes.sbx_strict_mode is not None:
+        return sandboxes.sbx_strict_mode
+    return sandboxes.sb_mode is SandboxMode.LIVE
 
 
 def _build(
-    name: SandboxProviderName, settings: Settings, resolver: ArtifactResolver | None
+    name: SandboxProviderName, sandboxes: SandboxSettings, resolver: ArtifactResolver | None
 ) -> SandboxProvider:
     try:
-        return _BUILDERS[name](settings, resolver)
+        return _BUILDERS[name](sandboxes, resolver)
     except ImportError as exc:
         raise ConfigError(
             f"invalid SBX_PROVIDER={name.value!r}: its SDK is not installed"
@@ -76,51 +71,52 @@ def _build(
         ) from exc
 
 
-def _local(settings: Settings, resolver: ArtifactResolver | None) -> SandboxProvider:
-    from sisu_kodo.sbx.local import IsolationChoice, LocalLimits, LocalSandboxProvider
+def _local(sandboxes: SandboxSettings, resolver: ArtifactResolver | None) -> SandboxProvider:
+    from sisu_kodo.sbx.local import LocalLimits, LocalSandboxProvider
 
+    local = sandboxes.local
     return LocalSandboxProvider(
-        work_root=settings.sbx_local_work_root,
-        isolation=IsolationChoice(settings.sbx_local_isolation),
-        bwrap=settings.sbx_local_bwrap,
-        sandbox_uid=settings.sbx_local_uid,
+        work_root=local.work_root,
+        isolation=local.isolation,
+        bwrap=local.bwrap,
+        sandbox_uid=local.uid,
         limits=LocalLimits(
-            memory_mb=settings.sbx_local_memory_mb,
-            open_files=settings.sbx_local_max_open_files,
-            processes=settings.sbx_local_max_processes,
-            output_cap_bytes=settings.artifact_max_bytes,
+            memory_mb=local.memory_mb,
+            open_files=local.max_open_files,
+            processes=local.max_processes,
+            output_cap_bytes=sandboxes.artifact_max_bytes,
         ),
         resolver=resolver,
     )
 
 
-def _e2b(settings: Settings, resolver: ArtifactResolver | None) -> SandboxProvider:
-    if settings.e2b_api_key is None and _strict(settings):
+def _e2b(sandboxes: SandboxSettings, resolver: ArtifactResolver | None) -> SandboxProvider:
+    e2b = sandboxes.e2b
+    if e2b.api_key is None and _strict(sandboxes):
         raise ConfigError(
             "invalid SBX_PROVIDER='e2b': E2B_API_KEY is not set"
             " (SBX_STRICT_MODE is on; set the key or choose another SBX_PROVIDER)"
         )
     from sisu_kodo.sbx.e2b import E2BConnection, E2BSandboxProvider
 
-    key = settings.e2b_api_key
     connection = E2BConnection(
-        api_key=key.get_secret_value() if key else None,
-        domain=settings.e2b_domain,
-        api_url=settings.e2b_api_url,
-        sandbox_url=settings.e2b_sandbox_url,
-        request_timeout_s=settings.e2b_request_timeout_seconds,
-        http_version=settings.e2b_http_version,
-        retries=settings.e2b_retries,
+        api_key=e2b.api_key.get_secret_value() if e2b.api_key else None,
+        domain=e2b.domain,
+        api_url=e2b.api_url,
+        sandbox_url=e2b.sandbox_url,
+        request_timeout_s=e2b.request_timeout_seconds,
+        http_version=e2b.http_version,
+        retries=e2b.retries,
     )
     return E2BSandboxProvider(
         connection,
-        template=settings.e2b_template,
-        output_cap_bytes=settings.artifact_max_bytes,
+        template=e2b.template,
+        output_cap_bytes=sandboxes.artifact_max_bytes,
         resolver=resolver,
     )
 
 
-def _microsandbox(settings: Settings, resolver: ArtifactResolver | None) -> SandboxProvider:
+def _microsandbox(sandboxes: SandboxSettings, resolver: ArtifactResolver | None) -> SandboxProvider:
     from sisu_kodo.sbx.microsandbox import MicrosandboxProvider, virtualization_problem
 
     problem = virtualization_problem()
@@ -129,16 +125,18 @@ def _microsandbox(settings: Settings, resolver: ArtifactResolver | None) -> Sand
     import microsandbox  # noqa: F401  (fail at start, not at the first task)
 
     return MicrosandboxProvider(
-        image=settings.microsandbox_image,
-        boot_timeout_s=settings.microsandbox_boot_timeout_seconds,
-        output_cap_bytes=settings.artifact_max_bytes,
+        image=sandboxes.microsandbox.image,
+        boot_timeout_s=sandboxes.microsandbox.boot_timeout_seconds,
+        output_cap_bytes=sandboxes.artifact_max_bytes,
         resolver=resolver,
     )
 
 
-def _mock(settings: Settings, resolver: ArtifactResolver | None) -> SandboxProvider:
+def _mock(sandboxes: SandboxSettings, resolver: ArtifactResolver | None) -> SandboxProvider:
     return MockSandboxProvider(
-        latency_ms=settings.mock_latency_ms, journal_dir=settings.sbx_mock_journal_dir
+        latency_ms=sandboxes.mock_latency_ms,
+        journal_dir=sandboxes.mock_journal_dir,
+        output_cap_bytes=sandboxes.artifact_max_bytes,
     )
 
 

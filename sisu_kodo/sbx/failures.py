@@ -11,9 +11,8 @@ Providers with vendor exceptions (E2B, Microsandbox) map those first and fall ba
 
 from __future__ import annotations
 
-import time
-
-from sisu_kodo.contracts.sandbox import ErrCode, SandboxMetrics, SandboxRequest, SandboxResult
+from sisu_kodo.contracts.sandbox import ErrCode, SandboxRequest, SandboxResult
+from sisu_kodo.sbx.results import DEFAULT_OUTPUT_CAP_BYTES, Captured, sandbox_result
 
 
 def classify_exit(exit_code: int | None, *, timed_out: bool = False, oom: bool = False) -> ErrCode:
@@ -53,12 +52,23 @@ def normalise(result: SandboxResult) -> SandboxResult:
 
 
 def failure_result(
-    request: SandboxRequest, provider: str, exc: BaseException, started: float
+    request: SandboxRequest,
+    provider: str,
+    exc: BaseException,
+    started: float,
+    *,
+    output_cap: int = DEFAULT_OUTPUT_CAP_BYTES,
 ) -> SandboxResult:
     """The result of an attempt whose provider raised instead of returning."""
     message = f"{type(exc).__name__}: {exc}"
     return no_output_result(
-        request, provider, classify_exception(exc), message, started, ref=f"{provider}-error"
+        request,
+        provider,
+        classify_exception(exc),
+        message,
+        started,
+        ref=f"{provider}-error",
+        output_cap=output_cap,
     )
 
 
@@ -71,18 +81,18 @@ def no_output_result(
     *,
     ref: str,
     isolation: str | None = None,
+    output_cap: int = DEFAULT_OUTPUT_CAP_BYTES,
 ) -> SandboxResult:
     """The result of an attempt that produced nothing to collect: no exit code, the
     reason as its stderr and message."""
-    return SandboxResult(
-        taskKey=request.taskKey,
-        attempt=request.attempt,
+    return sandbox_result(
+        request,
         provider=provider,
-        exitCode=None,
-        stderr=message + "\n",
-        errCode=code,
-        errMessage=message,
-        sandboxRef=ref,
-        metrics=SandboxMetrics(wallMs=int((time.monotonic() - started) * 1000)),
+        started=started,
+        err=code,
+        message=message,
+        stderr=Captured.of(message + "\n"),
+        sandbox_ref=ref,
         isolation=isolation,
+        output_cap=output_cap,
     )

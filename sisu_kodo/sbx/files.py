@@ -75,11 +75,3 @@ def file_out(rel: str, chunks: Iterable[bytes], cap: int) -> FileOut:
         contentB64=base64.b64encode(bytes(kept)).decode(),
         truncated=size > cap,
     )
-
-
-def capped_text(head: bytes, total: int, cap: int) -> str:
-    """Captured output as text: the first `cap` bytes, and a visible marker when more existed."""
-    text = head[:cap].decode(errors="replace")
-    if total > cap:
-        text += f"\n[truncated: {total - cap} more bytes]\n"
-    return text

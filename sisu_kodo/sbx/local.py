@@ -35,14 +35,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from sisu_kodo.config import ConfigError
-from sisu_kodo.contracts.sandbox import (
-    ErrCode,
-    FileOut,
-    SandboxMetrics,
-    SandboxRequest,
-    SandboxResult,
-)
+from sisu_kodo.config import ConfigError, IsolationChoice
+from sisu_kodo.contracts.sandbox import ErrCode, FileOut, SandboxRequest, SandboxResult
 from sisu_kodo.sbx.attempts import (
     AttemptDir,
     cgroup_name,
@@ -56,7 +50,6 @@ from sisu_kodo.sbx.failures import classify_exit, no_output_result
 from sisu_kodo.sbx.files import (
     ArtifactResolver,
     FileTransferError,
-    capped_text,
     file_in_bytes,
     file_out,
     matches_any,
@@ -64,6 +57,7 @@ from sisu_kodo.sbx.files import (
 )
 from sisu_kodo.sbx.port import ProviderHealth
 from sisu_kodo.sbx.processes import child_setup
+from sisu_kodo.sbx.results import DEFAULT_OUTPUT_CAP_BYTES, Captured, sandbox_result
 
 log = logging.getLogger("sisu_kodo.sbx")
 
@@ -85,14 +79,6 @@ class Isolation(StrEnum):
     PROCESS = "process"
 
 
-class IsolationChoice(StrEnum):
-    """What the operator asked for: AUTO is namespaces, or refuse to start."""
-
-    AUTO = "auto"
-    NAMESPACES = "namespaces"
-    PROCESS = "process"
-
-
 @dataclass(frozen=True)
 class LocalLimits:
     """Per-task limits; memory_mb applies when a request does not say. `processes` is
@@ -102,7 +88,7 @@ class LocalLimits:
     open_files: int = 1024
     processes: int = 1024
     file_size_mb: int = 1024
-    output_cap_bytes: int = 1 << 20
+    output_cap_bytes: int = DEFAULT_OUTPUT_CAP_BYTES
 
 
 def sandbox_ref(request: SandboxRequest) -> str:
@@ -386,22 +372,21 @@ class LocalSandboxProvider:
                 files_out = self._collect(attempt.work, request.collect)
             except (FileTransferError, OSError) as exc:
                 err, message = ErrCode.DOWNLOAD_FAIL, str(exc)
-        return SandboxResult(
-            taskKey=request.taskKey,
-            attempt=request.attempt,
+        return sandbox_result(
+            request,
             provider=self.name,
-            exitCode=status.get("exitCode"),
+            started=waited,
+            err=err,
+            exit_code=status.get("exitCode"),
             stdout=self._read_output(attempt.output("stdout")),
             stderr=self._read_output(attempt.output("stderr")),
-            errCode=err,
-            errMessage=message,
-            sandboxRef=ref,
-            metrics=SandboxMetrics(
-                wallMs=status.get("wallMs", int((time.monotonic() - waited) * 1000)),
-                cpuMs=status.get("cpuMs"),
-                memPeakMB=status.get("memPeakMb"),
-            ),
-            filesOut=files_out,
+            message=message,
+            sandbox_ref=ref,
+            output_cap=self._limits.output_cap_bytes,
+            wall_ms=status.get("wallMs"),
+            cpu_ms=status.get("cpuMs"),
+            mem_peak_mb=status.get("memPeakMb"),
+            files_out=files_out,
             isolation=self.isolation.value,
         )
 
@@ -419,7 +404,14 @@ class LocalSandboxProvider:
         )
         code = ErrCode.CANCELED if canceled else ErrCode.LOST
         return no_output_result(
-            request, self.name, code, message, waited, ref=ref, isolation=self.isolation.value
+            request,
+            self.name,
+            code,
+            message,
+            waited,
+            ref=ref,
+            isolation=self.isolation.value,
+            output_cap=self._limits.output_cap_bytes,
         )
 
     def _collect(self, work: Path, patterns: list[str]) -> list[FileOut]:
@@ -440,15 +432,11 @@ class LocalSandboxProvider:
                 rel, iter(lambda: handle.read(_READ_CHUNK), b""), self._limits.output_cap_bytes
             )
 
-    def _read_output(self, path: Path) -> str:
-        cap = self._limits.output_cap_bytes
+    def _read_output(self, path: Path) -> Captured:
         try:
-            with path.open("rb") as handle:
-                head = handle.read(cap)
-                total = os.fstat(handle.fileno()).st_size
+            return Captured.read(path, self._limits.output_cap_bytes)
         except FileNotFoundError:
-            return ""
-        return capped_text(head, total, cap)
+            return Captured()
 
 
 def _classify(status: dict[str, Any], canceled: bool) -> tuple[ErrCode, str | None]:

@@ -15,23 +15,17 @@ from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sisu_kodo.contracts.sandbox import (
-    ErrCode,
-    FileOut,
-    SandboxMetrics,
-    SandboxRequest,
-    SandboxResult,
-)
+from sisu_kodo.contracts.sandbox import ErrCode, FileOut, SandboxRequest, SandboxResult
 from sisu_kodo.sbx.failures import classify_exception, classify_exit, no_output_result
 from sisu_kodo.sbx.files import (
     ArtifactResolver,
     FileTransferError,
-    capped_text,
     file_in_bytes,
     file_out,
     safe_relpath,
 )
 from sisu_kodo.sbx.port import ProviderHealth
+from sisu_kodo.sbx.results import DEFAULT_OUTPUT_CAP_BYTES, Captured, sandbox_result
 
 T = TypeVar("T")
 SANDBOX_WORKDIR = "/workspace"
@@ -89,7 +83,7 @@ class MicrosandboxProvider:
         *,
         image: str = "python:3.12-slim",
         boot_timeout_s: float = 30.0,
-        output_cap_bytes: int = 1 << 20,
+        output_cap_bytes: int = DEFAULT_OUTPUT_CAP_BYTES,
         resolver: ArtifactResolver | None = None,
     ) -> None:
         self._image = image
@@ -211,20 +205,20 @@ class MicrosandboxProvider:
         boot_ms: int,
         files: list[FileOut],
     ) -> SandboxResult:
-        stdout, stderr = out.stdout_text.encode(), out.stderr_text.encode()
         code = classify_exit(out.exit_code)
-        return SandboxResult(
-            taskKey=request.taskKey,
-            attempt=request.attempt,
+        return sandbox_result(
+            request,
             provider=self.name,
-            exitCode=out.exit_code,
-            stdout=capped_text(stdout[: self._cap], len(stdout), self._cap),
-            stderr=capped_text(stderr[: self._cap], len(stderr), self._cap),
-            errCode=code,
-            errMessage=None if code is ErrCode.NONE else f"exit code {out.exit_code}",
-            sandboxRef=_ref(request),
-            metrics=SandboxMetrics(wallMs=int((time.monotonic() - started) * 1000), bootMs=boot_ms),
-            filesOut=files,
+            started=started,
+            err=code,
+            exit_code=out.exit_code,
+            stdout=Captured.of(out.stdout_text),
+            stderr=Captured.of(out.stderr_text),
+            message=None if code is ErrCode.NONE else f"exit code {out.exit_code}",
+            sandbox_ref=_ref(request),
+            output_cap=self._cap,
+            boot_ms=boot_ms,
+            files_out=files,
             isolation="microvm",
         )
 
@@ -232,7 +226,14 @@ class MicrosandboxProvider:
         self, request: SandboxRequest, started: float, code: ErrCode, message: str
     ) -> SandboxResult:
         return no_output_result(
-            request, self.name, code, message, started, ref="microsandbox-none", isolation="microvm"
+            request,
+            self.name,
+            code,
+            message,
+            started,
+            ref="microsandbox-none",
+            isolation="microvm",
+            output_cap=self._cap,
         )
 
 

@@ -11,10 +11,11 @@ import threading
 import time
 from pathlib import Path
 
-from sisu_kodo.contracts.sandbox import ErrCode, SandboxMetrics, SandboxRequest, SandboxResult
+from sisu_kodo.contracts.sandbox import ErrCode, SandboxRequest, SandboxResult
 from sisu_kodo.sbx.faults import FAULT_LABEL, LATENCY_LABEL, OUTPUT_LABEL, Fault
 from sisu_kodo.sbx.journal import ExecutionJournal
 from sisu_kodo.sbx.port import ProviderHealth
+from sisu_kodo.sbx.results import DEFAULT_OUTPUT_CAP_BYTES, Captured, sandbox_result
 
 FLAKY_FAILING_ATTEMPTS = 2
 
@@ -22,8 +23,15 @@ FLAKY_FAILING_ATTEMPTS = 2
 class MockSandboxProvider:
     name = "mock"
 
-    def __init__(self, *, latency_ms: int = 0, journal_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        latency_ms: int = 0,
+        journal_dir: Path | None = None,
+        output_cap_bytes: int = DEFAULT_OUTPUT_CAP_BYTES,
+    ) -> None:
         self._latency_ms = latency_ms
+        self._cap = output_cap_bytes
         self._journal = ExecutionJournal(journal_dir) if journal_dir else None
         self._lock = threading.Lock()
         # ref -> (runId, set when the run is canceled) of executions in flight here
@@ -46,7 +54,7 @@ class MockSandboxProvider:
                 return recorded
             if began:
                 message = "mock: attempt started by a worker that died; not run again"
-                return _result(request, ref, started, ErrCode.LOST, None, stderr=message)
+                return self._result(request, ref, started, ErrCode.LOST, None, stderr=message)
             self._journal.started(request, ref)
         canceled = threading.Event()
         with self._lock:
@@ -75,42 +83,44 @@ class MockSandboxProvider:
         if fault == Fault.BOOT_FAIL or (
             fault == Fault.FLAKY_BOOT and request.attempt <= FLAKY_FAILING_ATTEMPTS
         ):
-            return _result(
+            return self._result(
                 request, ref, started, ErrCode.BOOT_FAIL, None, "mock: sandbox failed to boot"
             )
         if canceled.wait(min(latency_ms, request.timeoutMs) / 1000):
-            return _result(request, ref, started, ErrCode.CANCELED, None, "mock: run canceled")
+            return self._result(request, ref, started, ErrCode.CANCELED, None, "mock: run canceled")
         if fault == Fault.TIMEOUT:
             message = f"mock: wall limit of {request.timeoutMs} ms hit"
-            return _result(request, ref, started, ErrCode.TIMEOUT, None, message)
+            return self._result(request, ref, started, ErrCode.TIMEOUT, None, message)
         if fault == Fault.CMD_NONZERO or (fault == Fault.FAIL_ONCE and request.attempt == 1):
             message = f"mock: `{request.command}` exited with 1"
-            return _result(request, ref, started, ErrCode.CMD_NONZERO, 1, message)
+            return self._result(request, ref, started, ErrCode.CMD_NONZERO, 1, message)
         padding = "x" * int(request.labels.get(OUTPUT_LABEL, 0))
-        return _result(
+        return self._result(
             request, ref, started, ErrCode.NONE, 0, stdout=f"OK: {request.command}\n{padding}"
         )
 
-
-def _result(
-    request: SandboxRequest,
-    ref: str,
-    started: float,
-    err: ErrCode,
-    exit_code: int | None,
-    stderr: str = "",
-    stdout: str = "",
-) -> SandboxResult:
-    return SandboxResult(
-        taskKey=request.taskKey,
-        attempt=request.attempt,
-        provider="mock",
-        exitCode=exit_code,
-        stdout=stdout,
-        stderr=stderr + "\n" if stderr else "",
-        errCode=err,
-        errMessage=stderr or None,
-        sandboxRef=ref,
-        isolation="mock",
-        metrics=SandboxMetrics(wallMs=int((time.monotonic() - started) * 1000), bootMs=0, cpuMs=0),
-    )
+    def _result(
+        self,
+        request: SandboxRequest,
+        ref: str,
+        started: float,
+        err: ErrCode,
+        exit_code: int | None,
+        stderr: str = "",
+        stdout: str = "",
+    ) -> SandboxResult:
+        return sandbox_result(
+            request,
+            provider=self.name,
+            started=started,
+            err=err,
+            exit_code=exit_code,
+            stdout=Captured.of(stdout),
+            stderr=Captured.of(stderr + "\n" if stderr else ""),
+            message=stderr or None,
+            sandbox_ref=ref,
+            isolation="mock",
+            output_cap=self._cap,
+            boot_ms=0,
+            cpu_ms=0,
+        )

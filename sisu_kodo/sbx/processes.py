@@ -7,9 +7,9 @@ import contextlib
 import os
 import resource
 import signal
-import time
 from collections.abc import Callable
 
+from sisu_kodo.deadlines import WaitTimeout, wait_until
 from sisu_kodo.sbx.cgroups import TaskCgroup
 
 
@@ -35,18 +35,19 @@ def wait_or_kill(
     pid: int, timeout_s: float, group: TaskCgroup | None
 ) -> tuple[int, resource.struct_rusage, bool]:
     """Reap the child by the deadline, else SIGKILL its whole tree and reap it."""
-    deadline = time.monotonic() + timeout_s
-    delay = 0.002
-    timed_out = False
     # WNOWAIT leaves the child a zombie, so its pid (= the group id) cannot be reused
     # before the group is killed: background leftovers of a finished task go too.
-    while os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            timed_out = True
-            break
-        time.sleep(min(delay, remaining))
-        delay = min(delay * 2, 0.05)
+    try:
+        wait_until(
+            lambda: os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT),
+            timeout=timeout_s,
+            interval=0.002,
+            max_interval=0.05,
+            what=f"task process {pid}",
+        )
+        timed_out = False
+    except WaitTimeout:
+        timed_out = True
     kill_tree(pid, group)
     _, status, usage = os.wait4(pid, 0)
     return status, usage, timed_out

@@ -72,13 +72,17 @@ def create_admin_app(rt: Runtime, *, executor_id: str, system_engine: sa.Engine)
         sandbox = rt.sandbox.health()
         opencode = check_daemon(rt.settings, timeout=1.0)
         # Only strict mode needs OpenCode up; otherwise plans fall back, marked on the run.
-        ok = database == "ok" and sandbox.ok and (opencode.ok or not rt.settings.oc_strict_mode)
+        ok = (
+            database == "ok"
+            and sandbox.ok
+            and (opencode.ok or not rt.settings.planner.oc_strict_mode)
+        )
         return JSONResponse(
             {
                 "ok": ok,
                 "role": "worker",
                 "executorId": executor_id,
-                "appVersion": rt.settings.app_version,
+                "appVersion": rt.settings.topology.app_version,
                 "database": database,
                 "planner": rt.planner.mode,
                 "sandbox": sandbox.model_dump(),

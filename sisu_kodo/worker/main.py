@@ -40,17 +40,17 @@ def run_worker(settings: Settings) -> None:
     opencode = await_opencode(settings)
     sandbox = create_provider(settings)
     settings, embedded = resolve_database(settings)
-    assert settings.database_url
-    system_url = settings.system_database_url or settings.database_url
-    engine = create_engine(settings.database_url)
+    assert settings.topology.database_url
+    system_url = settings.topology.system_database_url or settings.topology.database_url
+    engine = create_engine(settings.topology.database_url)
     system_engine = create_engine(system_url, pool_size=2, max_overflow=2)
     planner = create_planner(settings, engine)
     prepare_databases(engine, system_url)
     lease = ExecutorLease(engine)
     executor_id = lease.acquire(
-        requested=settings.executor_id, prefix=settings.default_executor_prefix
+        requested=settings.topology.executor_id, prefix=settings.topology.default_executor_prefix
     )
-    datasource = SQLAlchemyDatasource.create(sqlalchemy_url(settings.database_url))
+    datasource = SQLAlchemyDatasource.create(sqlalchemy_url(settings.topology.database_url))
     # Task workflows are enqueued in batches, one transaction each, through a client on
     # the system database (see workflows/steps.enqueue_tasks).
     client = DBOSClient(system_database_engine=system_engine, application_name=APP_NAME)
@@ -68,7 +68,7 @@ def run_worker(settings: Settings) -> None:
         config={
             "name": APP_NAME,
             "system_database_url": system_url,
-            "application_version": settings.app_version,
+            "application_version": settings.topology.app_version,
             "executor_id": executor_id,
         }
     )
@@ -77,22 +77,22 @@ def run_worker(settings: Settings) -> None:
     heartbeat = Heartbeat(
         engine,
         lease,
-        app_version=settings.app_version,
-        period=settings.heartbeat_seconds,
+        app_version=settings.topology.app_version,
+        period=settings.queues.heartbeat_seconds,
         on_lease_lost=stop.set,
     )
     sweep = RecoverySweep(
         engine,
         system_engine,
         executor_id=executor_id,
-        period=settings.sweep_seconds,
-        heartbeat_ttl=settings.heartbeat_ttl_seconds,
+        period=settings.queues.sweep_seconds,
+        heartbeat_ttl=settings.queues.heartbeat_ttl_seconds,
     )
     admin = uvicorn.Server(
         uvicorn.Config(
             create_admin_app(rt, executor_id=executor_id, system_engine=system_engine),
-            host=settings.host,
-            port=settings.admin_port,
+            host=settings.topology.host,
+            port=settings.topology.admin_port,
             log_level="warning",
         )
     )
@@ -106,12 +106,12 @@ def run_worker(settings: Settings) -> None:
         log.info(
             "worker %s ready (app version %s, planner %s [%s], sandbox %s, admin %s:%s)",
             executor_id,
-            settings.app_version,
+            settings.topology.app_version,
             planner.mode,
             opencode.detail,
             sandbox.name,
-            settings.host,
-            settings.admin_port,
+            settings.topology.host,
+            settings.topology.admin_port,
         )
         stop.wait()
         log.info("worker %s stopping", executor_id)

@@ -11,14 +11,14 @@ from sisu_kodo.workflows.names import INTENT_QUEUE, SBX_QUEUE
 def register_queues(settings: Settings) -> None:
     DBOS.register_queue(
         INTENT_QUEUE,
-        partition_concurrency=settings.intent_partition_concurrency,
-        polling_interval_sec=settings.queue_poll_seconds,
+        partition_concurrency=settings.queues.intent_partition_concurrency,
+        polling_interval_sec=settings.queues.queue_poll_seconds,
         on_conflict="always_update",
     )
     DBOS.register_queue(
         SBX_QUEUE,
-        partition_concurrency=settings.sbx_partition_concurrency,
-        worker_concurrency=settings.sbx_worker_concurrency,
-        polling_interval_sec=settings.queue_poll_seconds,
+        partition_concurrency=settings.queues.sbx_partition_concurrency,
+        worker_concurrency=settings.queues.sbx_worker_concurrency,
+        polling_interval_sec=settings.queues.queue_poll_seconds,
         on_conflict="always_update",
     )

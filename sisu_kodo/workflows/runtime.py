@@ -49,7 +49,7 @@ def chaos_pause(point: str) -> None:
     """Hold still at `point` when SISU_CHAOS_PAUSE asks for it: a window for crash drills."""
     if _runtime is None:
         return
-    seconds = _runtime.settings.chaos_pause.get(point)
+    seconds = _runtime.settings.queues.chaos_pause.get(point)
     if seconds:
         log.warning("chaos pause at %s for %.1fs (SISU_CHAOS_PAUSE)", point, seconds)
         time.sleep(seconds)

@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 
+from sisu_kodo.config import IsolationChoice
 from sisu_kodo.contracts.sandbox import SandboxRequest
 from sisu_kodo.sbx.e2b import E2BConnection, E2BSandboxProvider
-from sisu_kodo.sbx.local import Isolation, IsolationChoice, LocalSandboxProvider
+from sisu_kodo.sbx.local import Isolation, LocalSandboxProvider
 from tests.sbx.e2b_fake import GOOD_KEY, FakeE2B, serve_fake
 
 MakeRequest = Callable[..., SandboxRequest]

@@ -21,7 +21,6 @@ import signal
 import socket
 import tempfile
 import threading
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -42,6 +41,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
+
+from sisu_kodo.deadlines import wait_until
 
 E = process_pb.ProcessEvent
 GOOD_KEY = "e2b_test_key"
@@ -345,11 +346,7 @@ def serve_fake() -> Iterator[tuple[FakeE2B, str]]:
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("fake E2B did not start within 10 s")
-        time.sleep(0.01)
+    wait_until(lambda: server.started, timeout=10, interval=0.01, what="the fake E2B to start")
     try:
         yield fake, f"http://127.0.0.1:{port}"
     finally:

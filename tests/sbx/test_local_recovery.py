@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from sisu_kodo.config import IsolationChoice
 from sisu_kodo.contracts.sandbox import ErrCode, SandboxRequest
 from sisu_kodo.sbx.attempts import AttemptDir, supervisor_pid
-from sisu_kodo.sbx.local import IsolationChoice, LocalSandboxProvider, sandbox_ref
+from sisu_kodo.sbx.local import LocalSandboxProvider, sandbox_ref
 from tests.fixtures.processes import wait_for
 from tests.sbx.conftest import MakeRequest, commands_running
 
@@ -25,7 +26,8 @@ _WORKER = """
 import sys
 from pathlib import Path
 from sisu_kodo.contracts.sandbox import SandboxRequest
-from sisu_kodo.sbx.local import IsolationChoice, LocalSandboxProvider, sandbox_ref
+from sisu_kodo.config import IsolationChoice
+from sisu_kodo.sbx.local import LocalSandboxProvider, sandbox_ref
 provider = LocalSandboxProvider(work_root=Path(sys.argv[1]), isolation=IsolationChoice(sys.argv[2]))
 print(provider.start(SandboxRequest.model_validate_json(sys.argv[3])), flush=True)
 sys.stdin.read()

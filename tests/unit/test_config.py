@@ -4,8 +4,10 @@ import pytest
 
 from sisu_kodo.config import (
     ConfigError,
+    IsolationChoice,
     OcMode,
     SandboxMode,
+    SandboxProviderName,
     Settings,
     load_settings,
 )
@@ -25,21 +27,24 @@ def clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
         "DBOS__APPVERSION",
         "OC_STRICT_MODE",
         "DATABASE_URL",
+        "SBX_FALLBACK",
+        "SBX_LOCAL_ISOLATION",
+        "SBX_LOCAL_UID",
     ):
         monkeypatch.delenv(name, raising=False)
 
 
 def test_defaults_follow_the_manual() -> None:
     settings = load_settings()
-    assert settings.oc_server_port == 4096
-    assert settings.opencode_url == "http://127.0.0.1:4096"
-    assert settings.oc_mode is OcMode.REPLAY
-    assert settings.sb_mode is SandboxMode.MOCK
-    assert settings.sbx_provider is None  # auto: e2b with E2B_API_KEY, else local
-    assert (settings.port, settings.admin_port) == (3001, 3002)
-    assert settings.app_version == "v1"
-    assert settings.oc_strict_mode is False
-    assert settings.database_url is None
+    assert settings.planner.oc_server_port == 4096
+    assert settings.planner.opencode_url == "http://127.0.0.1:4096"
+    assert settings.planner.oc_mode is OcMode.REPLAY
+    assert settings.sandboxes.sb_mode is SandboxMode.MOCK
+    assert settings.sandboxes.sbx_provider is None  # auto: e2b with E2B_API_KEY, else local
+    assert (settings.topology.port, settings.topology.admin_port) == (3001, 3002)
+    assert settings.topology.app_version == "v1"
+    assert settings.planner.oc_strict_mode is False
+    assert settings.topology.database_url is None
 
 
 def test_manual_section_0_exports(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -56,18 +61,27 @@ def test_manual_section_0_exports(monkeypatch: pytest.MonkeyPatch) -> None:
     }.items():
         monkeypatch.setenv(name, value)
     settings = load_settings()
-    assert settings.oc_mode is OcMode.LIVE and settings.sb_mode is SandboxMode.LIVE
-    assert settings.oc_strict_mode is True
+    assert (
+        settings.planner.oc_mode is OcMode.LIVE and settings.sandboxes.sb_mode is SandboxMode.LIVE
+    )
+    assert settings.planner.oc_strict_mode is True
 
 
 def test_sbx_mode_is_an_alias_of_sb_mode(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SBX_MODE", "live")
-    assert load_settings().sb_mode is SandboxMode.LIVE
+    assert load_settings().sandboxes.sb_mode is SandboxMode.LIVE
 
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("OC_MODE", "psychic"), ("PORT", "70000"), ("SB_MODE", "cloud"), ("OC_STRICT_MODE", "sure")],
+    [
+        ("OC_MODE", "psychic"),
+        ("PORT", "70000"),
+        ("SB_MODE", "cloud"),
+        ("OC_STRICT_MODE", "sure"),
+        ("SBX_LOCAL_ISOLATION", "chroot"),
+        ("SBX_FALLBACK", "docker"),
+    ],
 )
 def test_invalid_values_name_the_variable(
     monkeypatch: pytest.MonkeyPatch, name: str, value: str
@@ -81,4 +95,32 @@ def test_invalid_values_name_the_variable(
 
 def test_empty_values_mean_unset(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DATABASE_URL", "")
-    assert Settings().database_url is None
+    assert Settings().topology.database_url is None
+
+
+def test_flat_keywords_reach_their_group_and_the_rest_comes_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SBX_LOCAL_UID", "4242")
+    settings = Settings(SB_MODE="live", SBX_LOCAL_ISOLATION="process", PORT=4000)
+    assert settings.sandboxes.sb_mode is SandboxMode.LIVE
+    assert settings.sandboxes.local.isolation is IsolationChoice.PROCESS
+    assert settings.sandboxes.local.uid == 4242
+    assert settings.topology.port == 4000
+
+
+def test_fallback_is_a_comma_separated_list_of_providers(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SBX_FALLBACK", "local, mock")
+    assert load_settings().sandboxes.sbx_fallback == [
+        SandboxProviderName.LOCAL,
+        SandboxProviderName.MOCK,
+    ]
+    monkeypatch.delenv("SBX_FALLBACK")
+    assert load_settings().sandboxes.sbx_fallback == []
+
+
+def test_with_overrides_replaces_flat_names_inside_their_groups() -> None:
+    settings = Settings(SBX_LOCAL_UID=7)
+    moved = settings.with_overrides(database_url="postgresql://db/x", SBX_LOCAL_UID=8)
+    assert moved.topology.database_url == "postgresql://db/x"
+    assert moved.sandboxes.local.uid == 8 and settings.sandboxes.local.uid == 7

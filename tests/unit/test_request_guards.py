@@ -146,9 +146,9 @@ def test_settings_parse_comma_separated_lists() -> None:
     settings = load_settings(
         allowed_hosts=" Ops.Example , [::1],", allowed_origins="https://a.example"
     )
-    assert settings.allowed_hosts == ("ops.example", "[::1]")
-    assert settings.allowed_origins == ("https://a.example",)
-    assert settings.max_body_bytes == 1_048_576
+    assert settings.api.allowed_hosts == ("ops.example", "[::1]")
+    assert settings.api.allowed_origins == ("https://a.example",)
+    assert settings.api.max_body_bytes == 1_048_576
 
 
 @pytest.mark.parametrize(

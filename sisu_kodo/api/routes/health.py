@@ -20,12 +20,12 @@ def healthz(state: StateDep) -> JSONResponse:
     settings = state.settings
     try:
         with state.engine.connect() as conn:
-            rows = workers.list_workers(conn, ttl_seconds=settings.heartbeat_ttl_seconds)
+            rows = workers.list_workers(conn, ttl_seconds=settings.queues.heartbeat_ttl_seconds)
     except Exception as exc:  # the health endpoint must answer even when the DB does not
         body = Health(
             ok=False,
             role="api",
-            appVersion=settings.app_version,
+            appVersion=settings.topology.app_version,
             database=f"error: {exc}",
             workers=[],
         )
@@ -42,11 +42,11 @@ def healthz(state: StateDep) -> JSONResponse:
         )
         for row in rows
     ]
-    gap = app_version_gap(rows, settings.app_version)
+    gap = app_version_gap(rows, settings.topology.app_version)
     body = Health(
         ok=True,
         role="api",
-        appVersion=settings.app_version,
+        appVersion=settings.topology.app_version,
         database="ok",
         workers=views,
         warnings=[gap] if gap else [],

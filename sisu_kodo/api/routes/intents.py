@@ -36,5 +36,5 @@ def start_run(intent_id: IdPath, body: RunStart, state: StateDep) -> RunStarted:
     """Start (or, with the identical body, return) the intent's run."""
     with state.gateway.unit_of_work(state.engine) as unit:
         return service.start_run(
-            unit, intent_id=intent_id, body=body, app_version=state.settings.app_version
+            unit, intent_id=intent_id, body=body, app_version=state.settings.topology.app_version
         )

@@ -37,8 +37,8 @@ def run_sandbox_task(run_id: str, task: TaskRun) -> TaskOutcome:
         {
             "name": "ExecuteTaskST",
             "retries_allowed": True,
-            "max_attempts": settings.task_max_attempts,
-            "interval_seconds": settings.task_retry_interval_seconds,
+            "max_attempts": settings.queues.task_max_attempts,
+            "interval_seconds": settings.queues.task_retry_interval_seconds,
             "backoff_rate": 2.0,
         },
         _run_sandbox_attempt,
@@ -65,9 +65,15 @@ def _run_sandbox_attempt(run_id: str, task: TaskRun) -> TaskOutcome:
     try:
         result = normalise(rt.sandbox.run(request))
     except Exception as exc:  # a provider bug or outage must become an errCode, never success
-        result = failure_result(request, rt.sandbox.name, exc, started)
+        result = failure_result(
+            request,
+            rt.sandbox.name,
+            exc,
+            started,
+            output_cap=rt.settings.sandboxes.artifact_max_bytes,
+        )
     code = _record_attempt_reconnecting(rt.engine, run_id, request, result, task.attempt_offset)
-    if code.retryable and round_attempt < rt.settings.task_max_attempts:
+    if code.retryable and round_attempt < rt.settings.queues.task_max_attempts:
         raise RetryableSandboxFailure(
             f"task {spec.name} attempt {request.attempt}: {code.value}",
             {"taskKey": spec.taskKey, "errCode": code.value},
@@ -186,16 +192,9 @@ def _store_task_artifacts(conn: sa.Connection, run_id: str, outcome: SandboxResu
 
 
 def _task_outputs(outcome: SandboxResult) -> list[tuple[str, str, bytes, bool]]:
-    """(kind, name, bytes, truncated) of what a task produced, each cut at the artifact cap."""
-    cap = runtime.current().settings.artifact_max_bytes
-    outputs = []
-    for kind, text in (("stdout", outcome.stdout), ("stderr", outcome.stderr)):
-        if text:
-            raw = text.encode()
-            outputs.append((kind, kind, raw[:cap], len(raw) > cap))
+    """(kind, name, bytes, truncated) of what a task produced; the provider capped each."""
+    outputs = [(kind, kind, raw, truncated) for kind, raw, truncated in outcome.kept_output()]
     for produced in outcome.filesOut:
         raw = base64.b64decode(produced.contentB64)
-        outputs.append(
-            ("file", f"files/{produced.path}", raw[:cap], produced.truncated or len(raw) > cap)
-        )
+        outputs.append(("file", f"files/{produced.path}", raw, produced.truncated))
     return outputs

@@ -72,7 +72,7 @@ def begin_execute(conn: sa.Connection, run_id: str) -> ExecutionStart | None:
         conn,
         run_id=run_id,
         tasks=tasks,
-        max_attempts=runtime.current().settings.task_max_attempts,
+        max_attempts=runtime.current().settings.queues.task_max_attempts,
     )
     # Tasks that already succeeded (an earlier round of a retried run) are never re-run.
     to_run = [
@@ -118,7 +118,7 @@ def _enqueue_tasks(
                     "queue_name": SBX_QUEUE,
                     "workflow_id": workflow_id,
                     "queue_partition_key": partition_key,
-                    "app_version": rt.settings.app_version,
+                    "app_version": rt.settings.topology.app_version,
                 },
                 run_id,
                 task,
@@ -168,7 +168,7 @@ def finish_execute(conn: sa.Connection, run_id: str) -> str:
         conn,
         run_id=run_id,
         tasks=executions.decided_tasks(conn, run_id=run_id),
-        max_attempts=runtime.current().settings.task_max_attempts,
+        max_attempts=runtime.current().settings.queues.task_max_attempts,
     )
     output = summarise_tasks(views)
     runs.finish_step(conn, run_id=run_id, step_id=StepId.EXECUTE, output=output.model_dump())

@@ -140,7 +140,7 @@ def decide_and_open_gate(conn: sa.Connection, run_id: str, recorded: RecordedPla
         plan=recorded.plan,
         goal=intent.goal,
         constraints=intent.constraints,
-        timeout_ms=runtime.current().settings.task_timeout_ms,
+        timeout_ms=runtime.current().settings.sandboxes.task_timeout_ms,
     )
     stored = artifacts.put_artifact(
         conn,
