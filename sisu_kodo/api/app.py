@@ -16,29 +16,28 @@ from sisu_kodo.api.middleware import BrowserGuard, StrictJsonBodies
 from sisu_kodo.api.origins import SiteAllowlist
 from sisu_kodo.api.routes import artifacts, health, intents, runs
 from sisu_kodo.config import Settings
-from sisu_kodo.db import bootstrap
-from sisu_kodo.db.engine import create_engine, same_database
+from sisu_kodo.db.databases import open_databases
+from sisu_kodo.db.engine import same_database
 
 
 def create_app(settings: Settings) -> FastAPI:
-    """Build the API for `settings`, whose database URLs are already resolved."""
-    assert settings.topology.database_url, "resolve the database URL before creating the app"
-    database_url = settings.topology.database_url
-    system_url = settings.topology.system_database_url or database_url
+    """Build the API for `settings`; its lifespan opens (and closes) the databases."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = create_engine(database_url)
-        bootstrap.prepare_databases(engine, system_url)
-        gateway = WorkflowGateway(
-            settings, system_url=system_url, atomic=same_database(database_url, system_url)
-        )
-        app.state.api = ApiState(settings=settings, engine=engine, gateway=gateway)
-        try:
-            yield
-        finally:
-            gateway.close()
-            engine.dispose()
+        with open_databases(settings) as databases:
+            engine = databases.engine()
+            databases.prepare(engine)
+            gateway = WorkflowGateway(
+                databases.settings,
+                system_url=databases.system_url,
+                atomic=same_database(databases.url, databases.system_url),
+            )
+            app.state.api = ApiState(settings=databases.settings, engine=engine, gateway=gateway)
+            try:
+                yield
+            finally:
+                gateway.close()
 
     app = FastAPI(
         title="Sisu-Kodo",

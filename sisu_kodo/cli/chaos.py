@@ -19,9 +19,7 @@ from sisu_kodo.cli.stack import Child, free_port, spawn_role, terminate, wait_he
 from sisu_kodo.client import SisuClient
 from sisu_kodo.contracts.runs import RunStatus
 from sisu_kodo.db import oracles
-from sisu_kodo.db.bootstrap import prepare_databases
-from sisu_kodo.db.embedded import resolve_database
-from sisu_kodo.db.engine import create_engine
+from sisu_kodo.db.databases import open_databases
 from sisu_kodo.deadlines import wait_until
 
 CHAOS_EXECUTOR = "chaos-worker"
@@ -36,34 +34,33 @@ def chaos(
     timeout: Annotated[float, typer.Option(help="Seconds per round.")] = 180,
 ) -> None:
     """Each round: run slow tasks, SIGKILL the worker mid fan-out, restart it, check oracles."""
-    settings, embedded = resolve_database(settings_of(ctx))
-    assert settings.topology.database_url
-    engine = create_engine(settings.topology.database_url, pool_size=2)
-    prepare_databases(
-        engine, settings.topology.system_database_url or settings.topology.database_url
-    )
-    drill = Drill(
-        engine, settings.topology.database_url, settings.topology.resolved_data_dir / "chaos"
-    )
     all_passed = True
-    try:
-        drill.start()
-        with SisuClient(drill.base_url) as client:
-            for number in range(1, rounds + 1):
-                console.rule(f"[bold]chaos round {number}/{rounds}")
-                run_id = drill.round(
-                    client, tasks=tasks, concurrency=concurrency, task_ms=task_ms, timeout=timeout
-                )
-                with engine.connect() as conn:
-                    results = oracles.check_run(conn, run_id=run_id)
-                all_passed &= print_checks(
-                    f"round {number}: run {run_id}", ((r.name, r.passed, r.detail) for r in results)
-                )
-    finally:
-        drill.stop()
-        engine.dispose()
-        if embedded is not None:
-            embedded.stop()
+    with open_databases(settings_of(ctx)) as databases:
+        engine = databases.engine(pool_size=2)
+        databases.prepare(engine)
+        drill = Drill(
+            engine, databases.url, databases.settings.topology.resolved_data_dir / "chaos"
+        )
+        try:
+            drill.start()
+            with SisuClient(drill.base_url) as client:
+                for number in range(1, rounds + 1):
+                    console.rule(f"[bold]chaos round {number}/{rounds}")
+                    run_id = drill.round(
+                        client,
+                        tasks=tasks,
+                        concurrency=concurrency,
+                        task_ms=task_ms,
+                        timeout=timeout,
+                    )
+                    with engine.connect() as conn:
+                        results = oracles.check_run(conn, run_id=run_id)
+                    all_passed &= print_checks(
+                        f"round {number}: run {run_id}",
+                        ((r.name, r.passed, r.detail) for r in results),
+                    )
+        finally:
+            drill.stop()
     console.print("[green]all rounds passed[/green]" if all_passed else "[red]oracle failure[/red]")
     raise typer.Exit(0 if all_passed else 1)
 

@@ -11,29 +11,15 @@ import typer
 from sisu_kodo.cli.output import console
 from sisu_kodo.cli.settings import settings_of
 from sisu_kodo.db import migrate
-from sisu_kodo.db.bootstrap import prepare_databases
-from sisu_kodo.db.embedded import resolve_database
-from sisu_kodo.db.engine import create_engine
+from sisu_kodo.db.databases import open_databases
 
 app = typer.Typer(help="Database maintenance (stop the stack first).", no_args_is_help=True)
 
 
 @contextmanager
 def _engine(ctx: typer.Context, *, system: bool = False) -> Iterator[sa.Engine]:
-    settings, embedded = resolve_database(settings_of(ctx))
-    assert settings.topology.database_url
-    url = (
-        (settings.topology.system_database_url or settings.topology.database_url)
-        if system
-        else settings.topology.database_url
-    )
-    engine = create_engine(url)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
-        if embedded is not None:
-            embedded.stop()
+    with open_databases(settings_of(ctx)) as databases:
+        yield databases.engine(system=system)
 
 
 @app.command("reset")
@@ -55,13 +41,8 @@ def sys_reset(ctx: typer.Context) -> None:
 @app.command("migrate")
 def upgrade(ctx: typer.Context) -> None:
     """Apply pending migrations of `app` and DBOS's system schema (processes do it at start)."""
-    settings = settings_of(ctx)
-    with _engine(ctx) as engine:
-        prepare_databases(
-            engine,
-            settings.topology.system_database_url
-            or str(engine.url.render_as_string(hide_password=False)),
-        )
+    with open_databases(settings_of(ctx)) as databases:
+        databases.prepare()
     console.print("[green]schemas app and dbos are current[/green]")
 
 

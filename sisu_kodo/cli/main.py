@@ -6,6 +6,7 @@ import logging
 import sys
 
 import typer
+from rich.markup import escape
 
 from sisu_kodo.cli import chaos, db, demo, oc, ops
 from sisu_kodo.cli.output import console, err_console
@@ -64,19 +65,16 @@ def api(ctx: typer.Context) -> None:
     import uvicorn
 
     from sisu_kodo.api.app import create_app
-    from sisu_kodo.db.embedded import resolve_database
 
-    settings, embedded = resolve_database(settings_of(ctx))
-    try:
-        uvicorn.run(
-            create_app(settings),
-            host=settings.topology.host,
-            port=settings.topology.port,
-            log_level="info",
-        )
-    finally:
-        if embedded is not None:
-            embedded.stop()
+    settings = settings_of(ctx)
+    # The app opens the databases in its lifespan (embedded server included) and closes
+    # them when uvicorn stops.
+    uvicorn.run(
+        create_app(settings),
+        host=settings.topology.host,
+        port=settings.topology.port,
+        log_level="info",
+    )
 
 
 @app.command()
@@ -97,7 +95,8 @@ def main() -> None:
     try:
         app()
     except (ConfigError, StackError, TimeoutError) as exc:
-        err_console.print(f"[red]error:[/red] {exc}")
+        # Escaped: messages quote commands such as `pip install 'sisu-kodo[embedded]'`.
+        err_console.print(f"[red]error:[/red] {escape(str(exc))}")
         sys.exit(2)
 
 

@@ -12,8 +12,7 @@ from sisu_kodo.cli.checks import print_checks
 from sisu_kodo.cli.settings import settings_of
 from sisu_kodo.config import ConfigError, Settings
 from sisu_kodo.db import migrate, oracles, workers
-from sisu_kodo.db.embedded import resolve_database
-from sisu_kodo.db.engine import create_engine
+from sisu_kodo.db.databases import open_databases
 from sisu_kodo.oc.health import check_daemon
 from sisu_kodo.sbx import create_provider
 
@@ -26,14 +25,11 @@ def oracle(
     ] = True,
 ) -> None:
     """Run every SQL oracle of the manual for one run; exit 1 on any failure."""
-    settings, _ = resolve_database(settings_of(ctx), start=False)
-    assert settings.topology.database_url
-    engine = create_engine(settings.topology.database_url, pool_size=1)
-    try:
-        with engine.connect() as conn:
-            results = oracles.check_run(conn, run_id=run_id, expect_success=expect_success)
-    finally:
-        engine.dispose()
+    with (
+        open_databases(settings_of(ctx), start=False) as databases,
+        databases.engine(pool_size=1).connect() as conn,
+    ):
+        results = oracles.check_run(conn, run_id=run_id, expect_success=expect_success)
     passed = print_checks(f"oracles for {run_id}", ((r.name, r.passed, r.detail) for r in results))
     raise typer.Exit(0 if passed else 1)
 
@@ -47,23 +43,19 @@ def doctor(ctx: typer.Context) -> None:
 
 def _database_checks(settings: Settings) -> list[tuple[str, bool, str]]:
     try:
-        resolved, _ = resolve_database(settings, start=False)
+        with open_databases(settings, start=False) as databases:
+            engine = databases.engine(pool_size=1)
+            with engine.connect() as conn:
+                return [
+                    ("database", True, engine.url.render_as_string(hide_password=True)),
+                    _migrations_check(conn),
+                    _dbos_schema_check(conn),
+                    *_fleet_checks(conn, settings),
+                ]
     except ConfigError as exc:
         return [("database", False, str(exc))]
-    assert resolved.topology.database_url
-    engine = create_engine(resolved.topology.database_url, pool_size=1)
-    try:
-        with engine.connect() as conn:
-            return [
-                ("database", True, engine.url.render_as_string(hide_password=True)),
-                _migrations_check(conn),
-                _dbos_schema_check(conn),
-                *_fleet_checks(conn, settings),
-            ]
     except sa.exc.DBAPIError as exc:
         return [("database", False, f"unreachable: {exc.orig}")]
-    finally:
-        engine.dispose()
 
 
 def _migrations_check(conn: sa.Connection) -> tuple[str, bool, str]:

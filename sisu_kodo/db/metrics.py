@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import sqlalchemy as sa
+from dbos import DBOSClient
 
 
-def queue_depths(sys_conn: sa.Connection, *, schema: str = "dbos") -> list[tuple[str, str, int]]:
+def queue_depths(client: DBOSClient) -> list[tuple[str, str, int]]:
     """(queue, status, count) of workflows waiting on or running from each queue."""
-    rows = sys_conn.execute(
-        sa.text(
-            f'SELECT queue_name, status, COUNT(*) FROM "{schema}".workflow_status'
-            " WHERE queue_name IS NOT NULL AND status IN ('ENQUEUED', 'PENDING')"
-            " GROUP BY 1, 2"
-        )
-    ).all()
-    return [(queue, status, count) for queue, status, count in rows]
+    queued = client.list_queued_workflows(
+        status=["ENQUEUED", "PENDING"], load_input=False, load_output=False
+    )
+    depths = Counter(
+        (workflow.queue_name, workflow.status) for workflow in queued if workflow.queue_name
+    )
+    return [(queue, status, count) for (queue, status), count in sorted(depths.items())]
 
 
 def step_latencies(conn: sa.Connection) -> list[tuple[str, int, float]]:

@@ -1,37 +1,39 @@
-"""What the workers read from DBOS's system tables: dead executors' work, child progress."""
+"""What the workers read of DBOS's workflows: dead executors' work, child progress."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import sqlalchemy as sa
+from dbos import DBOSClient, WorkflowStatus
 
 
-def executors_with_pending_work(
-    sys_conn: sa.Connection, *, app_name: str, exclude: str, schema: str = "dbos"
-) -> list[str]:
+def executors_with_pending_work(client: DBOSClient, *, app_name: str, exclude: str) -> list[str]:
     """Executor ids that own PENDING workflows of this app, other than `exclude`."""
-    rows = sys_conn.execute(
-        sa.text(
-            f'SELECT DISTINCT executor_id FROM "{schema}".workflow_status'
-            " WHERE status = 'PENDING' AND application_name = :app"
-            " AND executor_id IS NOT NULL AND executor_id <> :me"
-        ),
-        {"app": app_name, "me": exclude},
-    ).all()
-    return [row[0] for row in rows]
+    owners = {workflow.executor_id for workflow in _pending(client, app_name=app_name)}
+    return sorted(owner for owner in owners if owner is not None and owner != exclude)
 
 
 def pending_workflows(
-    sys_conn: sa.Connection, *, app_name: str, executor_id: str, schema: str = "dbos"
+    client: DBOSClient, *, app_name: str, executor_id: str
 ) -> list[tuple[str, str | None]]:
     """(workflow id, queue name) of the PENDING workflows an executor owns."""
-    rows = sys_conn.execute(
-        sa.text(
-            f'SELECT workflow_uuid, queue_name FROM "{schema}".workflow_status'
-            " WHERE status = 'PENDING' AND application_name = :app AND executor_id = :executor"
-        ),
-        {"app": app_name, "executor": executor_id},
-    ).all()
-    return [(row[0], row[1]) for row in rows]
+    return [
+        (workflow.workflow_id, workflow.queue_name)
+        for workflow in _pending(client, app_name=app_name, executor_id=executor_id)
+    ]
+
+
+def _pending(
+    client: DBOSClient, *, app_name: str, executor_id: str | None = None
+) -> Sequence[WorkflowStatus]:
+    return client.list_workflows(
+        status="PENDING",
+        application_name=app_name,
+        executor_id=executor_id,
+        load_input=False,
+        load_output=False,
+    )
 
 
 FINISHED_STATUSES = ("SUCCESS", "ERROR", "CANCELLED", "MAX_RECOVERY_ATTEMPTS_EXCEEDED")
@@ -40,7 +42,13 @@ FINISHED_STATUSES = ("SUCCESS", "ERROR", "CANCELLED", "MAX_RECOVERY_ATTEMPTS_EXC
 def finished_workflows(
     sys_conn: sa.Connection, *, workflow_ids: list[str], schema: str = "dbos"
 ) -> dict[str, str]:
-    """{workflow id: final status} of those among `workflow_ids` that have ended."""
+    """{workflow id: final status} of those among `workflow_ids` that have ended.
+
+    SQL, not `DBOSClient.list_workflows(workflow_ids=..., status=[...], load_input=False,
+    load_output=False)`: the fan-out polls this every 20 ms, and for 64 ids among 5,000
+    rows (500 calls each, 2 shared cores, 2026-12-01) the public call took a median of
+    28 ms against 15-16 ms for this query, nearly twice as long.
+    """
     rows = sys_conn.execute(
         sa.text(
             f'SELECT workflow_uuid, status FROM "{schema}".workflow_status'

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import sqlalchemy as sa
+from dbos import DBOSClient
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -20,9 +21,9 @@ from sisu_kodo.workflows.runtime import Runtime
 class LedgerCollector(Collector):
     """Reads the figures from the database at scrape time, so every worker reports the same."""
 
-    def __init__(self, engine: sa.Engine, system_engine: sa.Engine) -> None:
+    def __init__(self, engine: sa.Engine, client: DBOSClient) -> None:
         self._engine = engine
-        self._system_engine = system_engine
+        self._client = client
 
     def collect(self) -> Iterator[Any]:
         depth = GaugeMetricFamily(
@@ -30,9 +31,8 @@ class LedgerCollector(Collector):
             "Workflows waiting or running, by queue",
             labels=["queue", "status"],
         )
-        with self._system_engine.connect() as conn:
-            for queue, status, count in metrics.queue_depths(conn):
-                depth.add_metric([queue, status], count)
+        for queue, status, count in metrics.queue_depths(self._client):
+            depth.add_metric([queue, status], count)
         yield depth
         with self._engine.connect() as conn:
             run_counts = runs.count_runs_by_status(conn)
@@ -56,10 +56,10 @@ class LedgerCollector(Collector):
         yield steps
 
 
-def create_admin_app(rt: Runtime, *, executor_id: str, system_engine: sa.Engine) -> FastAPI:
+def create_admin_app(rt: Runtime, *, executor_id: str) -> FastAPI:
     app = FastAPI(title="Sisu-Kodo worker admin")
     registry = CollectorRegistry()
-    registry.register(LedgerCollector(rt.engine, system_engine))
+    registry.register(LedgerCollector(rt.engine, rt.client))
 
     @app.get("/healthz")
     def healthz() -> JSONResponse:

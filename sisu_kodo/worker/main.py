@@ -10,15 +10,15 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from contextlib import ExitStack
 from types import FrameType
 
 import uvicorn
 from dbos import DBOS, DBOSClient, SQLAlchemyDatasource
 
 from sisu_kodo.config import APP_NAME, Settings
-from sisu_kodo.db.bootstrap import prepare_databases
-from sisu_kodo.db.embedded import resolve_database
-from sisu_kodo.db.engine import create_engine, sqlalchemy_url
+from sisu_kodo.db.databases import open_databases
+from sisu_kodo.db.engine import sqlalchemy_url
 from sisu_kodo.oc import create_planner
 from sisu_kodo.oc.health import await_opencode
 from sisu_kodo.sbx import create_provider
@@ -34,75 +34,58 @@ log = logging.getLogger("sisu_kodo.worker")
 
 
 def run_worker(settings: Settings) -> None:
-    """Run until SIGTERM or SIGINT, then shut down cleanly."""
+    """Run until SIGTERM or SIGINT, then shut down cleanly.
+
+    Everything acquired is released in reverse order on the way out, also when start-up
+    fails half-way (a held executor id, a failed migration, DBOS launch): no connection,
+    lease or embedded PostgreSQL outlives the process's intent to run.
+    """
     # Before any database work: a bad planner configuration, or (strict mode) a missing or
     # unhealthy OpenCode, stops the worker with one line.
     opencode = await_opencode(settings)
     sandbox = create_provider(settings)
-    settings, embedded = resolve_database(settings)
-    assert settings.topology.database_url
-    system_url = settings.topology.system_database_url or settings.topology.database_url
-    engine = create_engine(settings.topology.database_url)
-    system_engine = create_engine(system_url, pool_size=2, max_overflow=2)
-    planner = create_planner(settings, engine)
-    prepare_databases(engine, system_url)
-    lease = ExecutorLease(engine)
-    executor_id = lease.acquire(
-        requested=settings.topology.executor_id, prefix=settings.topology.default_executor_prefix
-    )
-    datasource = SQLAlchemyDatasource.create(sqlalchemy_url(settings.topology.database_url))
-    # Task workflows are enqueued in batches, one transaction each, through a client on
-    # the system database (see workflows/steps.enqueue_tasks).
-    client = DBOSClient(system_database_engine=system_engine, application_name=APP_NAME)
-    rt = runtime.Runtime(
-        settings=settings,
-        engine=engine,
-        system_engine=system_engine,
-        client=client,
-        datasource=datasource,
-        planner=planner,
-        sandbox=sandbox,
-    )
-    runtime.bind(rt)
-    DBOS(
-        config={
-            "name": APP_NAME,
-            "system_database_url": system_url,
-            "application_version": settings.topology.app_version,
-            "executor_id": executor_id,
-        }
-    )
-    stop = threading.Event()
-    _on_signals(stop)
-    heartbeat = Heartbeat(
-        engine,
-        lease,
-        app_version=settings.topology.app_version,
-        period=settings.queues.heartbeat_seconds,
-        on_lease_lost=stop.set,
-    )
-    sweep = RecoverySweep(
-        engine,
-        system_engine,
-        executor_id=executor_id,
-        period=settings.queues.sweep_seconds,
-        heartbeat_ttl=settings.queues.heartbeat_ttl_seconds,
-    )
-    admin = uvicorn.Server(
-        uvicorn.Config(
-            create_admin_app(rt, executor_id=executor_id, system_engine=system_engine),
-            host=settings.topology.host,
-            port=settings.topology.admin_port,
-            log_level="warning",
+    with ExitStack() as resources:
+        databases = resources.enter_context(open_databases(settings))
+        settings = databases.settings
+        engine = databases.engine()
+        system_engine = databases.engine(system=True, pool_size=2, max_overflow=2)
+        planner = create_planner(settings, engine)
+        databases.prepare(engine)
+        lease = ExecutorLease(engine)
+        executor_id = lease.acquire(
+            requested=settings.topology.executor_id,
+            prefix=settings.topology.default_executor_prefix,
         )
-    )
-    admin_thread = threading.Thread(target=admin.run, name="sisu-admin", daemon=True)
-    try:
+        resources.callback(lease.release)
+        datasource = SQLAlchemyDatasource.create(sqlalchemy_url(databases.url))
+        # Task workflows are enqueued in batches, one transaction each, through a client on
+        # the system database (see workflows/steps.enqueue_tasks).
+        client = DBOSClient(system_database_engine=system_engine, application_name=APP_NAME)
+        resources.callback(client.destroy)
+        rt = runtime.Runtime(
+            settings=settings,
+            engine=engine,
+            system_engine=system_engine,
+            client=client,
+            datasource=datasource,
+            planner=planner,
+            sandbox=sandbox,
+        )
+        runtime.bind(rt)
+        resources.callback(DBOS.destroy, workflow_completion_timeout_sec=0)
+        DBOS(
+            config={
+                "name": APP_NAME,
+                "system_database_url": databases.system_url,
+                "application_version": settings.topology.app_version,
+                "executor_id": executor_id,
+            }
+        )
+        stop = threading.Event()
+        _on_signals(stop)
         DBOS.launch()
         register_queues(settings)
-        heartbeat.start()
-        sweep.start()
-        admin_thread.start()
+        _start_background(resources, rt, executor_id=executor_id, lease=lease, stop=stop)
         log.info(
             "worker %s ready (app version %s, planner %s [%s], sandbox %s, admin %s:%s)",
             executor_id,
@@ -115,17 +98,46 @@ def run_worker(settings: Settings) -> None:
         )
         stop.wait()
         log.info("worker %s stopping", executor_id)
-    finally:
-        admin.should_exit = True
-        sweep.stop()
-        heartbeat.stop()
-        DBOS.destroy(workflow_completion_timeout_sec=0)
-        client.destroy()
-        lease.release()
-        system_engine.dispose()
-        engine.dispose()
-        if embedded is not None:
-            embedded.stop()
+
+
+def _start_background(
+    resources: ExitStack,
+    rt: runtime.Runtime,
+    *,
+    executor_id: str,
+    lease: ExecutorLease,
+    stop: threading.Event,
+) -> None:
+    """Heartbeat, recovery sweep and admin server, each stopped by `resources` on exit."""
+    settings = rt.settings
+    heartbeat = Heartbeat(
+        rt.engine,
+        lease,
+        app_version=settings.topology.app_version,
+        period=settings.queues.heartbeat_seconds,
+        on_lease_lost=stop.set,
+    )
+    heartbeat.start()
+    resources.callback(heartbeat.stop)
+    sweep = RecoverySweep(
+        rt.engine,
+        rt.client,
+        executor_id=executor_id,
+        period=settings.queues.sweep_seconds,
+        heartbeat_ttl=settings.queues.heartbeat_ttl_seconds,
+    )
+    sweep.start()
+    resources.callback(sweep.stop)
+    admin = uvicorn.Server(
+        uvicorn.Config(
+            create_admin_app(rt, executor_id=executor_id),
+            host=settings.topology.host,
+            port=settings.topology.admin_port,
+            log_level="warning",
+        )
+    )
+    threading.Thread(target=admin.run, name="sisu-admin", daemon=True).start()
+    resources.callback(setattr, admin, "should_exit", True)
 
 
 def _on_signals(stop: threading.Event) -> None:

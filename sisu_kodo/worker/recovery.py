@@ -17,7 +17,7 @@ import logging
 import threading
 
 import sqlalchemy as sa
-from dbos import DBOS
+from dbos import DBOS, DBOSClient
 
 from sisu_kodo.config import APP_NAME
 from sisu_kodo.db import recovery, workers
@@ -30,7 +30,7 @@ class RecoverySweep:
     def __init__(
         self,
         engine: sa.Engine,
-        system_engine: sa.Engine,
+        client: DBOSClient,
         *,
         executor_id: str,
         period: float,
@@ -38,7 +38,7 @@ class RecoverySweep:
     ) -> None:
         self._heartbeat_ttl = heartbeat_ttl
         self._engine = engine
-        self._system_engine = system_engine
+        self._client = client
         self._executor_id = executor_id
         self._period = period
         self._stop = threading.Event()
@@ -60,10 +60,9 @@ class RecoverySweep:
 
     def sweep_once(self) -> int:
         """Take over every dead executor's PENDING workflows; returns how many."""
-        with self._system_engine.connect() as conn:
-            candidates = recovery.executors_with_pending_work(
-                conn, app_name=APP_NAME, exclude=self._executor_id
-            )
+        candidates = recovery.executors_with_pending_work(
+            self._client, app_name=APP_NAME, exclude=self._executor_id
+        )
         with self._engine.connect() as conn:
             beating = {
                 row.executor_id
@@ -84,8 +83,7 @@ class RecoverySweep:
         return taken
 
     def _take_over(self, dead: str) -> int:
-        with self._system_engine.connect() as conn:
-            pending = recovery.pending_workflows(conn, app_name=APP_NAME, executor_id=dead)
+        pending = recovery.pending_workflows(self._client, app_name=APP_NAME, executor_id=dead)
         for workflow_id, queue_name in pending:
             DBOS.resume_workflow(workflow_id, queue_name=queue_name)
         with self._engine.begin() as conn:
