@@ -112,7 +112,7 @@ def _stuck_runs_check(
         return (name, False, f"cannot read DBOS's workflows: {exc.orig}")
     finally:
         client.destroy()
-    detail = "; ".join(f"{each.run.id} ({each.reason()})" for each in stuck)
+    detail = ", ".join(f"{each.run.id} ({each.summary})" for each in stuck)
     return (name, not stuck, detail or "none")
 
 

@@ -55,6 +55,11 @@ class StuckRun:
     workflows: dict[str, str]  # the round's workflow ids: DBOS status, or MISSING
     broken: str | None  # the workflow that ended abnormally; None when none is live
 
+    @property
+    def summary(self) -> str:
+        """A few words: the broken workflow's DBOS status, or that none is live."""
+        return self.workflows[self.broken] if self.broken else "no live workflow"
+
     def reason(self, dbos_error: str | None = None) -> str:
         """The run's error text: which workflow, its DBOS status and its error."""
         stuck = f"stuck {self.run.status.value}"
