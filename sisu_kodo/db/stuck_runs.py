@@ -14,9 +14,9 @@ ledger and DBOS's tables live in separate databases.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 import sqlalchemy as sa
 from dbos import DBOSClient, WorkflowStatus
@@ -91,7 +91,8 @@ def scan_stuck_runs(
     """
     runs = list_unsettled_runs(conn, grace_seconds=grace_seconds, after=after, limit=limit)
     ids = [workflow_id for run in runs for workflow_id in run.current_workflow_ids]
-    statuses = workflow_statuses(client, ids) if ids else {}
+    found = workflow_statuses(client, ids) if ids else {}
+    statuses = {wid: workflow.status for wid, workflow in found.items()}
     stuck = [verdict for run in runs if (verdict := judge(run, statuses)) is not None]
     return StuckScan(stuck, runs[-1].id if len(runs) == limit else None)
 
@@ -129,12 +130,9 @@ def workflow_statuses(
     return {workflow.workflow_id: workflow for workflow in found}
 
 
-def judge(run: UnsettledRun, statuses: dict[str, WorkflowStatus]) -> StuckRun | None:
-    """Stuck unless a workflow of the run's round is still live in DBOS."""
-    seen = {
-        wid: statuses[wid].status if wid in statuses else MISSING
-        for wid in run.current_workflow_ids
-    }
+def judge(run: UnsettledRun, statuses: Mapping[str, str]) -> StuckRun | None:
+    """Stuck unless a workflow of the run's round is still live; `statuses` by workflow id."""
+    seen = {wid: statuses.get(wid, MISSING) for wid in run.current_workflow_ids}
     if any(status in LIVE_STATUSES for status in seen.values()):
         return None
     broken = [wid for wid, status in seen.items() if status in BROKEN_STATUSES]
@@ -142,9 +140,8 @@ def judge(run: UnsettledRun, statuses: dict[str, WorkflowStatus]) -> StuckRun | 
     return StuckRun(run, seen, broken[-1] if broken else None)
 
 
-def error_text(workflow: WorkflowStatus | None) -> str | None:
-    """A workflow's recorded error as one line, e.g. 'RecursionError: maximum ...'."""
-    error: Any = workflow.error if workflow is not None else None
+def error_text(error: object) -> str | None:
+    """A workflow's recorded error (`WorkflowStatus.error`) as one line."""
     if error is None:
         return None
     if isinstance(error, BaseException):

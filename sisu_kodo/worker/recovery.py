@@ -152,12 +152,12 @@ class RunWatchdog:
             ):
                 return False  # it moved since the scan: not stuck after all
             # Under the lock nothing can enqueue this run's workflows: look again.
-            statuses = self._statuses_with_errors(seen.run.current_workflow_ids)
-            stuck = stuck_runs.judge(seen.run, statuses)
+            found = self._statuses_with_errors(seen.run.current_workflow_ids)
+            stuck = stuck_runs.judge(seen.run, {wid: wf.status for wid, wf in found.items()})
             if stuck is None:
                 return False
-            broken = statuses.get(stuck.broken) if stuck.broken else None
-            error = stuck.reason(stuck_runs.error_text(broken))
+            broken = found.get(stuck.broken) if stuck.broken else None
+            error = stuck.reason(stuck_runs.error_text(broken.error if broken else None))
             runs.transition(
                 conn,
                 run_id=run.id,
