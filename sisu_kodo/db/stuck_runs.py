@@ -53,7 +53,7 @@ class UnsettledRun:
 class StuckRun:
     run: UnsettledRun
     workflows: dict[str, str]  # the round's workflow ids: DBOS status, or MISSING
-    broken: str | None  # the workflow that ended abnormally; None when none is live
+    broken: str | None  # the workflow that ended abnormally; None: none did, none is live
 
     @property
     def summary(self) -> str:
