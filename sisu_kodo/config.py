@@ -508,6 +508,21 @@ class QueueSettings(SettingsGroup):
         gt=0,
         description="How often a worker looks for dead workers whose workflows to take over.",
     )
+    watchdog_grace_seconds: float = Field(
+        30.0,
+        alias="SISU_WATCHDOG_GRACE_SECONDS",
+        ge=0,
+        description="A queued or running run whose workflows DBOS holds as ended abnormally"
+        " (or not at all) for this long is failed with REPAIR by the workers' watchdog and"
+        " flagged by `sisu doctor`.",
+    )
+    watchdog_batch: int = Field(
+        500,
+        alias="SISU_WATCHDOG_BATCH",
+        ge=1,
+        le=10_000,
+        description="Runs the watchdog looks at per sweep; successive sweeps walk them all.",
+    )
     chaos_pause: dict[str, float] = Field(
         default_factory=dict,
         alias="SISU_CHAOS_PAUSE",

@@ -7,12 +7,13 @@ from typing import Annotated
 
 import sqlalchemy as sa
 import typer
+from dbos import DBOSClient
 
 from sisu_kodo.cli.checks import print_checks
 from sisu_kodo.cli.settings import settings_of
-from sisu_kodo.config import ConfigError, Settings
-from sisu_kodo.db import migrate, oracles, workers
-from sisu_kodo.db.databases import open_databases
+from sisu_kodo.config import APP_NAME, ConfigError, Settings
+from sisu_kodo.db import migrate, oracles, stuck_runs, workers
+from sisu_kodo.db.databases import Databases, open_databases
 from sisu_kodo.oc.health import check_daemon
 from sisu_kodo.sbx import create_provider
 
@@ -51,6 +52,7 @@ def _database_checks(settings: Settings) -> list[tuple[str, bool, str]]:
                     _migrations_check(conn),
                     _dbos_schema_check(conn),
                     *_fleet_checks(conn, settings),
+                    _stuck_runs_check(conn, databases, settings),
                 ]
     except ConfigError as exc:
         return [("database", False, str(exc))]
@@ -91,6 +93,27 @@ def _fleet_checks(conn: sa.Connection, settings: Settings) -> list[tuple[str, bo
             else ", ".join(f"{n} run(s) of {version}" for version, n in stuck.items()),
         ),
     ]
+
+
+def _stuck_runs_check(
+    conn: sa.Connection, databases: Databases, settings: Settings
+) -> tuple[str, bool, str]:
+    """The watchdog's own scan: runs no workflow will move again (it fails them in time)."""
+    name = "no run stuck without a live workflow"
+    client = DBOSClient(
+        system_database_engine=databases.engine(system=True, pool_size=1),
+        application_name=APP_NAME,
+    )
+    try:
+        stuck = stuck_runs.all_stuck_runs(
+            conn, client, grace_seconds=settings.queues.watchdog_grace_seconds
+        )
+    except sa.exc.DBAPIError as exc:
+        return (name, False, f"cannot read DBOS's workflows: {exc.orig}")
+    finally:
+        client.destroy()
+    detail = ", ".join(f"{each.run.id} ({each.summary})" for each in stuck)
+    return (name, not stuck, detail or "none")
 
 
 def _opencode_check(settings: Settings) -> tuple[str, bool, str]:

@@ -25,7 +25,7 @@ from sisu_kodo.sbx import create_provider
 from sisu_kodo.worker.admin import create_admin_app
 from sisu_kodo.worker.heartbeat import Heartbeat
 from sisu_kodo.worker.identity import ExecutorLease
-from sisu_kodo.worker.recovery import RecoverySweep
+from sisu_kodo.worker.recovery import RecoverySweep, RunWatchdog
 from sisu_kodo.workflows import run as _registers_workflows  # noqa: F401
 from sisu_kodo.workflows import runtime
 from sisu_kodo.workflows.queues import register_queues
@@ -125,6 +125,12 @@ def _start_background(
         executor_id=executor_id,
         period=settings.queues.sweep_seconds,
         heartbeat_ttl=settings.queues.heartbeat_ttl_seconds,
+        watchdog=RunWatchdog(
+            rt.engine,
+            rt.client,
+            grace_seconds=settings.queues.watchdog_grace_seconds,
+            batch=settings.queues.watchdog_batch,
+        ),
     )
     sweep.start()
     resources.callback(sweep.stop)

@@ -9,6 +9,10 @@ re-enqueues the dead executor's workflows on their own queues; live workers then
 dequeue and replay them from their last checkpoint, so nothing runs twice. An executor
 whose heartbeat is still fresh is left alone even if its lease is free: its lease
 connection may merely have dropped (a database restart) and is being re-taken.
+
+The same loop runs the run watchdog (`RunWatchdog`): no run is ever stuck. A queued or
+running run whose current workflows DBOS holds as ended abnormally, or not at all, is
+failed with REPAIR, so that a retry can take it on (see `db/stuck_runs.py`).
 """
 
 from __future__ import annotations
@@ -17,10 +21,11 @@ import logging
 import threading
 
 import sqlalchemy as sa
-from dbos import DBOS, DBOSClient
+from dbos import DBOS, DBOSClient, WorkflowStatus
 
 from sisu_kodo.config import APP_NAME
-from sisu_kodo.db import recovery, workers
+from sisu_kodo.contracts.runs import NextAction, RunStatus
+from sisu_kodo.db import recovery, runs, stuck_runs, workers
 from sisu_kodo.worker.identity import ExecutorLease
 
 log = logging.getLogger(__name__)
@@ -35,8 +40,10 @@ class RecoverySweep:
         executor_id: str,
         period: float,
         heartbeat_ttl: float,
+        watchdog: RunWatchdog | None = None,
     ) -> None:
         self._heartbeat_ttl = heartbeat_ttl
+        self._watchdog = watchdog
         self._engine = engine
         self._client = client
         self._executor_id = executor_id
@@ -57,6 +64,12 @@ class RecoverySweep:
                 self.sweep_once()
             except Exception:  # the next sweep retries; a worker must not die of this
                 log.warning("recovery sweep failed", exc_info=True)
+            if self._watchdog is None:
+                continue
+            try:
+                self._watchdog.sweep_once()
+            except Exception:  # likewise: the next sweep looks again
+                log.warning("run watchdog failed", exc_info=True)
 
     def sweep_once(self) -> int:
         """Take over every dead executor's PENDING workflows; returns how many."""
@@ -96,3 +109,70 @@ class RecoverySweep:
                 len(pending),
             )
         return len(pending)
+
+
+class RunWatchdog:
+    """Fails the runs that nothing will move again (failed, REPAIR, one `run.failed` event).
+
+    Each sweep reads one batch of still runs (walking all of them over successive
+    sweeps) and confirms every stuck one under its row lock before failing it, so
+    several workers sweeping at once fail a run once, and a run that moved meanwhile
+    (approved, retried, picked up) is left alone.
+    """
+
+    def __init__(
+        self, engine: sa.Engine, client: DBOSClient, *, grace_seconds: float, batch: int
+    ) -> None:
+        self._engine = engine
+        self._client = client
+        self._grace_seconds = grace_seconds
+        self._batch = batch
+        self._after = ""
+
+    def sweep_once(self) -> list[str]:
+        """Fail the stuck runs of the next batch; returns their ids."""
+        with self._engine.connect() as conn:
+            scan = stuck_runs.scan_stuck_runs(
+                conn,
+                self._client,
+                grace_seconds=self._grace_seconds,
+                after=self._after,
+                limit=self._batch,
+            )
+        self._after = scan.next_after or ""
+        return [stuck.run.id for stuck in scan.stuck if self._fail(stuck)]
+
+    def _fail(self, seen: stuck_runs.StuckRun) -> bool:
+        with self._engine.begin() as conn:
+            run = runs.read_run(conn, run_id=seen.run.id, for_update=True)
+            if run is None or (run.status, run.retry_count, run.updated_at) != (
+                seen.run.status,
+                seen.run.retry_count,
+                seen.run.updated_at,
+            ):
+                return False  # it moved since the scan: not stuck after all
+            # Under the lock nothing can enqueue this run's workflows: look again.
+            found = self._statuses_with_errors(seen.run.current_workflow_ids)
+            stuck = stuck_runs.judge(seen.run, {wid: wf.status for wid, wf in found.items()})
+            if stuck is None:
+                return False
+            broken = found.get(stuck.broken) if stuck.broken else None
+            error = stuck.reason(stuck_runs.error_text(broken.error if broken else None))
+            runs.transition(
+                conn,
+                run_id=run.id,
+                status=RunStatus.FAILED,
+                event="run.failed",
+                detail={"watchdog": True, "error": error, "workflows": stuck.workflows},
+                next_action=NextAction.REPAIR,
+                error=error,
+            )
+        log.warning("run %s failed by the watchdog: %s", run.id, error)
+        return True
+
+    def _statuses_with_errors(self, workflow_ids: list[str]) -> dict[str, WorkflowStatus]:
+        try:
+            return stuck_runs.workflow_statuses(self._client, workflow_ids, with_errors=True)
+        except Exception:  # an error DBOS cannot unpickle must not keep the run stuck
+            log.warning("could not read the errors of %s", workflow_ids, exc_info=True)
+            return stuck_runs.workflow_statuses(self._client, workflow_ids)

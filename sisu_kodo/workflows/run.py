@@ -11,24 +11,26 @@ approval gate so that a run waiting for a human holds no queue slot:
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from dbos import DBOS
-from dbos._error import DBOSException
 
 from sisu_kodo.errors import AppError
 from sisu_kodo.workflows.names import EXECUTE_WORKFLOW, PLAN_WORKFLOW, TASK_WORKFLOW
 from sisu_kodo.workflows.payloads import TaskOutcome, TaskRun
 from sisu_kodo.workflows.steps import attempts, execution, ledger, planning
 
+log = logging.getLogger(__name__)
+
 
 @DBOS.workflow(name=PLAN_WORKFLOW)
 def run_plan_workflow(run_id: str) -> str:
-    start = planning.begin_plan(run_id)
-    if start is None:
-        return "skipped"
     with _failing_run_on_error(run_id, "planning"):
+        start = planning.begin_plan(run_id)
+        if start is None:
+            return "skipped"
         recorded = start.recorded
         if recorded is None:
             recorded = planning.record_plan(run_id, planning.compile_plan(start.request))
@@ -38,10 +40,10 @@ def run_plan_workflow(run_id: str) -> str:
 
 @DBOS.workflow(name=EXECUTE_WORKFLOW)
 def run_execute_workflow(run_id: str) -> str:
-    execution_start = execution.begin_execute(run_id)
-    if execution_start is None:
-        return "skipped"
     with _failing_run_on_error(run_id, "execution"):
+        execution_start = execution.begin_execute(run_id)
+        if execution_start is None:
+            return "skipped"
         _fan_out(
             run_id,
             execution_start.tasks,
@@ -54,16 +56,22 @@ def run_execute_workflow(run_id: str) -> str:
 
 @contextmanager
 def _failing_run_on_error(run_id: str, phase: str) -> Iterator[None]:
-    """Record an unexpected error on the run (status failed) before the workflow fails.
+    """Record any error of the workflow on the run (failed, REPAIR) before it fails.
 
-    DBOS's own control exceptions (cancellation, lost ownership) pass through untouched.
+    The begin step is inside: its output (the intent's inputs) is serialised by DBOS,
+    and a failure there would otherwise leave the run queued. DBOS's own errors
+    (a step's exhausted retries, a replay mismatch, a checkpoint it cannot write) are
+    recorded too; its control signals (cancellation, lost ownership) derive from
+    BaseException and pass through untouched. When even the record fails, the original
+    error still fails the workflow and the recovery sweep's watchdog fails the run.
     """
     try:
         yield
-    except DBOSException:
-        raise
     except Exception as exc:
-        ledger.fail_run(run_id, f"{phase} failed: {exc}")
+        try:
+            ledger.fail_run(run_id, f"{phase} failed: {exc}")
+        except Exception:
+            log.exception("run %s: could not record its %s failure", run_id, phase)
         raise
 
 
