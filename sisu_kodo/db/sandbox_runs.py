@@ -157,37 +157,16 @@ def count_attempts_by_code(conn: sa.Connection) -> dict[str, int]:
 
 
 # A latest attempt is final when it succeeded, failed for good, or used up its round.
-_FINAL = (
+FINAL_ATTEMPT = (
     "(err_code = 'NONE' OR err_code = ANY(:final) OR attempt - attempt_offset >= :max_attempts)"
 )
 
 
-def _final_params(max_attempts: int) -> dict[str, Any]:
+def final_attempt_params(max_attempts: int) -> dict[str, Any]:
     return {
         "final": [code.value for code in ErrCode if not code.retryable],
         "max_attempts": max_attempts,
     }
-
-
-def count_finished_tasks(
-    conn: sa.Connection, *, run_id: str, step_id: str, max_attempts: int
-) -> int:
-    """Tasks whose latest attempt is final: succeeded, or failed with no retry left."""
-    return int(
-        conn.execute(
-            sa.text(
-                f"""
-                SELECT COUNT(*) FROM (
-                    SELECT DISTINCT ON (task_key) err_code, attempt, attempt_offset
-                    FROM app.sbx_runs WHERE run_id = :run_id AND step_id = :step_id
-                    ORDER BY task_key, attempt DESC
-                ) latest
-                WHERE {_FINAL}
-                """
-            ),
-            {"run_id": run_id, "step_id": step_id, **_final_params(max_attempts)},
-        ).scalar_one()
-    )
 
 
 def final_task_keys(
@@ -203,9 +182,14 @@ def final_task_keys(
                 WHERE run_id = :run_id AND step_id = :step_id AND task_key = ANY(:keys)
                 ORDER BY task_key, attempt DESC
             ) latest
-            WHERE {_FINAL}
+            WHERE {FINAL_ATTEMPT}
             """
         ),
-        {"run_id": run_id, "step_id": step_id, "keys": task_keys, **_final_params(max_attempts)},
+        {
+            "run_id": run_id,
+            "step_id": step_id,
+            "keys": task_keys,
+            **final_attempt_params(max_attempts),
+        },
     ).all()
     return {row[0] for row in rows}

@@ -14,4 +14,6 @@ CHANNEL = "sisu_task_done"
 
 
 def notify_task_done(conn: sa.Connection, *, run_id: str) -> None:
-    conn.execute(sa.text("SELECT pg_notify(:channel, :run_id)"), {"channel": CHANNEL, "run_id": run_id})
+    conn.execute(
+        sa.text("SELECT pg_notify(:channel, :run_id)"), {"channel": CHANNEL, "run_id": run_id}
+    )
