@@ -461,6 +461,13 @@ class QueueSettings(SettingsGroup):
         ge=1,
         description="Runs of one tenant (partition) executing at once on intentQ.",
     )
+    intent_worker_concurrency: int = Field(
+        32,
+        alias="SISU_INTENT_WORKER_CONCURRENCY",
+        ge=1,
+        description="Runs one worker process plans or executes at once, across tenants"
+        " (intentQ's worker concurrency).",
+    )
     sbx_partition_concurrency: int = Field(
         32,
         alias="SISU_SBX_PARTITION_CONCURRENCY",
@@ -486,6 +493,14 @@ class QueueSettings(SettingsGroup):
         ge=1,
         le=20,
         description="Attempts per sandbox task for infrastructure failures.",
+    )
+    task_recheck_seconds: float = Field(
+        10.0,
+        alias="SISU_TASK_RECHECK_SECONDS",
+        gt=0,
+        le=300,
+        description="How often a fan-out waiting on its tasks rechecks them without a"
+        " notification (tasks that ended abnormally, notices lost while no listener ran).",
     )
     task_retry_interval_seconds: float = Field(
         0.5,

@@ -18,7 +18,7 @@ from sisu_kodo.contracts.runs import (
     StepView,
     TaskPage,
 )
-from sisu_kodo.db import artifacts, executions, runs, sandbox_runs, workers
+from sisu_kodo.db import artifacts, executions, run_tasks, runs, workers
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -90,16 +90,19 @@ def _summarised(raw: dict[str, Any], run_id: str, total: int) -> dict[str, Any]:
 
 
 def _live_execution(conn: sa.Connection, *, run_id: str, settings: Settings) -> dict[str, Any]:
-    """ExecuteST's output while it runs: counts, and the first tasks with their latest attempt."""
-    decided = executions.decided_tasks(conn, run_id=run_id)
+    """ExecuteST's output while it runs: counts, and the first tasks with their latest attempt.
+
+    Counted and paged in SQL over `app.run_tasks`: a 10,000-task run's view reads one
+    page of tasks, never the whole task list.
+    """
     page = task_page(conn, run_id=run_id, settings=settings, offset=0, limit=TASKS_IN_VIEW)
-    done = sandbox_runs.count_finished_tasks(
+    counts = run_tasks.count_by_status(
         conn, run_id=run_id, step_id=StepId.EXECUTE, max_attempts=settings.queues.task_max_attempts
     )
     return {
-        "taskCount": len(decided),
-        "completed": done,
-        "raw": _summarised({"tasks": page.tasks}, run_id, len(decided)),
+        "taskCount": page.total,
+        "completed": counts["succeeded"] + counts["failed"],
+        "raw": _summarised({"tasks": page.tasks}, run_id, page.total),
     }
 
 
@@ -114,16 +117,15 @@ def task_page(
     if recorded is not None:
         tasks, total = recorded
         return TaskPage(runId=run_id, total=total, offset=offset, limit=limit, tasks=tasks)
-    decided = executions.decided_tasks(conn, run_id=run_id)
-    views = executions.task_views(
+    views = executions.with_latest_attempts(
         conn,
         run_id=run_id,
-        tasks=decided[offset : offset + limit],
+        views=run_tasks.list_pending_views(conn, run_id=run_id, offset=offset, limit=limit),
         max_attempts=settings.queues.task_max_attempts,
     )
     return TaskPage(
         runId=run_id,
-        total=len(decided),
+        total=run_tasks.count_tasks(conn, run_id=run_id),
         offset=offset,
         limit=limit,
         tasks=[view.model_dump() for view in views],

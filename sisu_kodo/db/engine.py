@@ -17,6 +17,11 @@ def sqlalchemy_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+def libpq_url(engine: sa.Engine) -> str:
+    """The engine's database as a plain libpq URL, for a raw psycopg connection."""
+    return engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
 def create_engine(url: str, **kwargs: Any) -> sa.Engine:
     options: dict[str, Any] = {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 10}
     options.update(kwargs)

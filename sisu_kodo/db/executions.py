@@ -31,11 +31,23 @@ def decided_tasks(conn: sa.Connection, *, run_id: str) -> list[TaskSpec]:
 def task_views(
     conn: sa.Connection, *, run_id: str, tasks: list[TaskSpec], max_attempts: int
 ) -> list[TaskView]:
-    """Views of `tasks` from their latest `sbx_runs` attempt and that attempt's artifacts.
+    """Views of `tasks` from their latest `sbx_runs` attempt and that attempt's artifacts."""
+    return with_latest_attempts(
+        conn,
+        run_id=run_id,
+        views=[TaskView.pending(task) for task in tasks],
+        max_attempts=max_attempts,
+    )
+
+
+def with_latest_attempts(
+    conn: sa.Connection, *, run_id: str, views: list[TaskView], max_attempts: int
+) -> list[TaskView]:
+    """`views` of pending tasks, each updated from its latest attempt, if it has one.
 
     A retryable failure whose round still has attempts left shows as `retrying`.
     """
-    keys = [task.taskKey for task in tasks]
+    keys = [view.taskKey for view in views]
     attempts = sandbox_runs.latest_attempts(
         conn, run_id=run_id, step_id=StepId.EXECUTE, task_keys=keys
     )
@@ -45,10 +57,8 @@ def task_views(
         attempt = _attempt_of(meta.uri)
         if meta.task_key and attempt is not None:
             uris.setdefault((meta.task_key, attempt), []).append(meta.uri)
-    views = []
-    for task in tasks:
-        view = TaskView.pending(task)
-        latest = attempts.get(task.taskKey)
+    for view in views:
+        latest = attempts.get(view.taskKey)
         if latest is not None:
             code = ErrCode(latest.err_code)
             retrying = code.retryable and latest.round_attempt < max_attempts
@@ -60,8 +70,7 @@ def task_views(
             view.attempt = latest.attempt
             view.wallMs = latest.metrics.get("wallMs")
             view.sandboxRef = latest.response.get("sandboxRef")
-            view.artifacts = sorted(uris.get((task.taskKey, latest.attempt), []))
-        views.append(view)
+            view.artifacts = sorted(uris.get((view.taskKey, latest.attempt), []))
     return views
 
 

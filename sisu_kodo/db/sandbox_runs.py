@@ -156,28 +156,40 @@ def count_attempts_by_code(conn: sa.Connection) -> dict[str, int]:
     return dict(rows)
 
 
-def count_finished_tasks(
-    conn: sa.Connection, *, run_id: str, step_id: str, max_attempts: int
-) -> int:
-    """Tasks whose latest attempt is final: succeeded, or failed with no retry left."""
-    return int(
-        conn.execute(
-            sa.text(
-                """
-                SELECT COUNT(*) FROM (
-                    SELECT DISTINCT ON (task_key) err_code, attempt, attempt_offset
-                    FROM app.sbx_runs WHERE run_id = :run_id AND step_id = :step_id
-                    ORDER BY task_key, attempt DESC
-                ) latest
-                WHERE err_code = 'NONE' OR err_code = ANY(:final)
-                   OR attempt - attempt_offset >= :max_attempts
-                """
-            ),
-            {
-                "run_id": run_id,
-                "step_id": step_id,
-                "final": [code.value for code in ErrCode if not code.retryable],
-                "max_attempts": max_attempts,
-            },
-        ).scalar_one()
-    )
+# A latest attempt is final when it succeeded, failed for good, or used up its round.
+FINAL_ATTEMPT = (
+    "(err_code = 'NONE' OR err_code = ANY(:final) OR attempt - attempt_offset >= :max_attempts)"
+)
+
+
+def final_attempt_params(max_attempts: int) -> dict[str, Any]:
+    return {
+        "final": [code.value for code in ErrCode if not code.retryable],
+        "max_attempts": max_attempts,
+    }
+
+
+def final_task_keys(
+    conn: sa.Connection, *, run_id: str, step_id: str, task_keys: list[str], max_attempts: int
+) -> set[str]:
+    """Which of `task_keys` have a final latest attempt (their workflows are ending)."""
+    rows = conn.execute(
+        sa.text(
+            f"""
+            SELECT task_key FROM (
+                SELECT DISTINCT ON (task_key) task_key, err_code, attempt, attempt_offset
+                FROM app.sbx_runs
+                WHERE run_id = :run_id AND step_id = :step_id AND task_key = ANY(:keys)
+                ORDER BY task_key, attempt DESC
+            ) latest
+            WHERE {FINAL_ATTEMPT}
+            """
+        ),
+        {
+            "run_id": run_id,
+            "step_id": step_id,
+            "keys": task_keys,
+            **final_attempt_params(max_attempts),
+        },
+    ).all()
+    return {row[0] for row in rows}

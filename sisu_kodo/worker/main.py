@@ -18,7 +18,7 @@ from dbos import DBOS, DBOSClient, SQLAlchemyDatasource
 
 from sisu_kodo.config import APP_NAME, Settings
 from sisu_kodo.db.databases import open_databases
-from sisu_kodo.db.engine import sqlalchemy_url
+from sisu_kodo.db.engine import libpq_url, sqlalchemy_url
 from sisu_kodo.oc import create_planner
 from sisu_kodo.oc.health import await_opencode
 from sisu_kodo.sbx import create_provider
@@ -26,6 +26,7 @@ from sisu_kodo.worker.admin import create_admin_app
 from sisu_kodo.worker.heartbeat import Heartbeat
 from sisu_kodo.worker.identity import ExecutorLease
 from sisu_kodo.worker.recovery import RecoverySweep, RunWatchdog
+from sisu_kodo.worker.task_listener import TaskListener
 from sisu_kodo.workflows import run as _registers_workflows  # noqa: F401
 from sisu_kodo.workflows import runtime
 from sisu_kodo.workflows.queues import register_queues
@@ -108,7 +109,8 @@ def _start_background(
     lease: ExecutorLease,
     stop: threading.Event,
 ) -> None:
-    """Heartbeat, recovery sweep and admin server, each stopped by `resources` on exit."""
+    """Heartbeat, recovery sweep, task listener and admin server, each stopped by
+    `resources` on exit."""
     settings = rt.settings
     heartbeat = Heartbeat(
         rt.engine,
@@ -134,6 +136,9 @@ def _start_background(
     )
     sweep.start()
     resources.callback(sweep.stop)
+    listener = TaskListener(libpq_url(rt.engine), rt.wakeups)
+    listener.start()
+    resources.callback(listener.stop)
     admin = uvicorn.Server(
         uvicorn.Config(
             create_admin_app(rt, executor_id=executor_id),

@@ -12,6 +12,7 @@ def register_queues(settings: Settings) -> None:
     DBOS.register_queue(
         INTENT_QUEUE,
         partition_concurrency=settings.queues.intent_partition_concurrency,
+        worker_concurrency=settings.queues.intent_worker_concurrency,
         polling_interval_sec=settings.queues.queue_poll_seconds,
         on_conflict="always_update",
     )

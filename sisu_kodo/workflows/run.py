@@ -90,7 +90,7 @@ def _fan_out(
 ) -> None:
     """Keep at most `concurrency` task workflows of this run in flight (a sliding window).
 
-    Every slot freed by one poll is refilled by one batched enqueue. Outcomes are not
+    Every slot freed by one wait is refilled by one batched enqueue. Outcomes are not
     collected here: each task workflow records its own in the ledger, and finish_execute
     aggregates them from there.
     """
@@ -109,7 +109,7 @@ def _fan_out(
 
 def _release_finished(run_id: str, in_flight: dict[str, str]) -> None:
     """Wait for some task workflows to end, commit their receipts, free their slots."""
-    ended = execution.await_tasks(list(in_flight))
+    ended = execution.await_tasks(run_id, in_flight)
     broken = {wid: status for wid, status in ended.items() if status != "SUCCESS"}
     if broken:
         raise AppError(f"task workflow(s) ended abnormally: {broken}", broken)

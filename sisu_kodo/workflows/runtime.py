@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 from dbos import DBOSClient, SQLAlchemyDatasource
@@ -16,6 +16,7 @@ from dbos import DBOSClient, SQLAlchemyDatasource
 from sisu_kodo.config import Settings
 from sisu_kodo.oc.port import Planner
 from sisu_kodo.sbx.port import SandboxProvider
+from sisu_kodo.workflows.wakeups import TaskWakeups
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,8 @@ class Runtime:
     datasource: SQLAlchemyDatasource
     planner: Planner
     sandbox: SandboxProvider
+    # Set by the worker's task listener; fan-outs waiting on their tasks sleep on it.
+    wakeups: TaskWakeups = field(default_factory=TaskWakeups)
 
 
 log = logging.getLogger(__name__)

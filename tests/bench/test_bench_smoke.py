@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +21,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.integration
 
+IDLE_LOAD_ARGS = shlex.split(
+    "--waiting 0 --waiting 2 --seconds 1 --view-tasks 30 --view-requests 2"
+)
 SMOKE = [
     ("fanout", ["--tasks", "20", "--repeat", "1"], ["sisuTasksPerSecond", "ratioToRawDbos"]),
     ("latency", ["--runs", "3"], ["intentToWaitingInputMs", "approvalToFirstTaskMs"]),
@@ -27,6 +31,7 @@ SMOKE = [
     ("recovery", ["--tasks", "40", "--repeat", "1"], ["restartToFirstResumedTaskSeconds"]),
     ("fairness", ["--a-tasks", "80", "--b-tasks", "5"], ["bTaskStartDelayMs"]),
     ("scale", ["--tasks", "60"], ["workerPeakRssMB", "rowsWrittenPerTask"]),
+    ("idle_load", IDLE_LOAD_ARGS, ["transactionsPerSecondByWaitingRuns", "getRunViewP50Ms"]),
 ]
 
 

@@ -33,6 +33,9 @@ def worker(databases: TestDatabases) -> Iterator[InProcessWorker]:
         # The sbxQ limits stay above the run's window, so the window is what binds.
         sbx_partition_concurrency=4 * CONCURRENCY,
         sbx_worker_concurrency=4 * CONCURRENCY,
+        # Slots are freed on the task listener's wake-ups: were they lost, each wait would
+        # last this long and the runs would miss their deadlines.
+        task_recheck_seconds=300,
     )
     yield started
     started.stop()

@@ -13,7 +13,7 @@ from sisu_kodo.canonical import canonical_json
 from sisu_kodo.contracts.artifacts import artifact_uri
 from sisu_kodo.contracts.runs import StepId
 from sisu_kodo.contracts.sandbox import ErrCode, SandboxRequest, SandboxResult
-from sisu_kodo.db import artifacts, sandbox_runs
+from sisu_kodo.db import artifacts, sandbox_runs, task_notices
 from sisu_kodo.db.engine import reconnecting
 from sisu_kodo.errors import AppError
 from sisu_kodo.sbx.failures import failure_result, normalise
@@ -118,6 +118,7 @@ def _record_attempt(
         err_code=result.errCode.value,
         metrics=result.metrics.model_dump(exclude_none=True),
     )
+    task_notices.notify_task_done(conn, run_id=run_id)
     if not recorded:
         earlier = sandbox_runs.read_attempt(
             conn,

@@ -3,8 +3,6 @@ receipts, and aggregate every task's outcome into ExecuteST's output."""
 
 from __future__ import annotations
 
-import time
-
 import sqlalchemy as sa
 from dbos import DBOS
 
@@ -21,11 +19,13 @@ from sisu_kodo.contracts.runs import (
 from sisu_kodo.contracts.sandbox import ErrCode
 from sisu_kodo.db import artifacts, executions, recovery, runs, sandbox_runs
 from sisu_kodo.db.engine import reconnecting
+from sisu_kodo.deadlines import WaitTimeout, wait_until
 from sisu_kodo.workflows import runtime
 from sisu_kodo.workflows.names import SBX_QUEUE, TASK_WORKFLOW, task_workflow_id
 from sisu_kodo.workflows.payloads import ExecutionStart, TaskRun
 from sisu_kodo.workflows.steps.ledger import start_step, transaction
 
+# Between a task's final attempt in the ledger and DBOS marking its workflow ended.
 TASK_POLL_SECONDS = 0.02
 
 
@@ -127,21 +127,67 @@ def _enqueue_tasks(
     return workflow_ids
 
 
-def await_tasks(workflow_ids: list[str]) -> dict[str, str]:
-    """Block until at least one of the task workflows has ended; return every ended one.
+def await_tasks(run_id: str, in_flight: dict[str, str]) -> dict[str, str]:
+    """Block until at least one task workflow of `in_flight` ({workflow id: taskKey}) has
+    ended; return every ended one with its final status.
 
     One checkpointed step frees as many slots of the fan-out window as have finished,
     instead of one recorded wait and one recorded result per task.
     """
-    return DBOS.run_step({"name": "await_tasks"}, _await_tasks, workflow_ids)
+    return DBOS.run_step({"name": "await_tasks"}, _await_tasks, run_id, in_flight)
 
 
-def _await_tasks(workflow_ids: list[str]) -> dict[str, str]:
-    while True:
-        ended = _ended_workflows(workflow_ids)
-        if ended:
-            return ended
-        time.sleep(TASK_POLL_SECONDS)
+def _await_tasks(run_id: str, in_flight: dict[str, str]) -> dict[str, str]:
+    """Sleep on the run's wake-ups, reading durable state once per wake-up.
+
+    A wake-up means some task of the run recorded an attempt. "Ended" stays DBOS's final
+    workflow status (the slot is free only once the task workflow is done), but the
+    ledger row commits a moment before DBOS marks the workflow SUCCESS: when the ledger
+    shows a final attempt, the status is polled briefly until it catches up. Without
+    wake-ups (abnormal ends write no attempt; notices lost while no listener ran), the
+    status is rechecked every SISU_TASK_RECHECK_SECONDS, so a parent recovered on
+    another worker sees every completion too.
+    """
+    rt = runtime.current()
+    recheck = rt.settings.queues.task_recheck_seconds
+    workflow_ids = list(in_flight)
+    with rt.wakeups.watch(run_id) as woken:
+        while True:
+            woken.clear()  # before the check: a notice arriving during it is not lost
+            ended = _ended_workflows(workflow_ids)
+            if ended:
+                return ended
+            if woken.wait(recheck) and _ending_tasks(run_id, in_flight):
+                ended = _await_ending(workflow_ids, recheck)
+                if ended:
+                    return ended
+
+
+def _await_ending(workflow_ids: list[str], timeout: float) -> dict[str, str]:
+    """The ended ones among `workflow_ids`, polled while a final attempt's workflow ends."""
+    try:
+        return wait_until(
+            lambda: _ended_workflows(workflow_ids),
+            timeout=timeout,
+            interval=TASK_POLL_SECONDS,
+            max_interval=1.0,
+            what="a task workflow with a final attempt to end",
+        )
+    except WaitTimeout:  # e.g. its worker died before DBOS marked it: recovery ends it
+        return {}
+
+
+@reconnecting
+def _ending_tasks(run_id: str, in_flight: dict[str, str]) -> set[str]:
+    rt = runtime.current()
+    with rt.engine.connect() as conn:
+        return sandbox_runs.final_task_keys(
+            conn,
+            run_id=run_id,
+            step_id=StepId.EXECUTE,
+            task_keys=list(in_flight.values()),
+            max_attempts=rt.settings.queues.task_max_attempts,
+        )
 
 
 @reconnecting

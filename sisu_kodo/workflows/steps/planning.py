@@ -17,7 +17,7 @@ from sisu_kodo.contracts.runs import (
     TaskPreview,
     Workload,
 )
-from sisu_kodo.db import artifacts, intents, runs
+from sisu_kodo.db import artifacts, intents, run_tasks, runs
 from sisu_kodo.errors import AppError
 from sisu_kodo.oc.port import CompileRequest, PlanResult
 from sisu_kodo.workflows import runtime
@@ -150,6 +150,7 @@ def decide_and_open_gate(conn: sa.Connection, run_id: str, recorded: RecordedPla
         kind="task_list",
         content=canonical_json([task.model_dump() for task in tasks]).encode(),
     )
+    run_tasks.record_tasks(conn, run_id=run_id, tasks=tasks)
     output = DecideOutput(
         planSha256=recorded.sha256,
         tasksSha256=stored.sha256,

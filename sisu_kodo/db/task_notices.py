@@ -1,0 +1,19 @@
+"""A task's attempt was recorded: a PostgreSQL notification the waiting fan-out wakes on.
+
+The notice rides in the ledger transaction that records the attempt, so it is delivered
+at commit, and only if the attempt committed. It carries the run id only: a woken
+fan-out reads what ended from durable state (the ledger, DBOS's workflow rows), so a
+missed or duplicated notice costs latency, never correctness.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+CHANNEL = "sisu_task_done"
+
+
+def notify_task_done(conn: sa.Connection, *, run_id: str) -> None:
+    conn.execute(
+        sa.text("SELECT pg_notify(:channel, :run_id)"), {"channel": CHANNEL, "run_id": run_id}
+    )
