@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from fastapi import Depends, Request
 
 from sisu_kodo.api.gateway import UnitOfWork, WorkflowGateway
-from sisu_kodo.auth import NOBODY, Action, Principal, identify
+from sisu_kodo.auth import ANONYMOUS, NOBODY, Action, Principal, identify
 from sisu_kodo.config import Settings
 from sisu_kodo.db import audit
 from sisu_kodo.errors import AppError, ForbiddenError, UnauthenticatedError
@@ -63,6 +63,10 @@ class Caller:
                 client_addr=self.client_addr,
             ),
         )
+
+
+# The caller of service functions called in-process (no request): auth off's anonymous.
+IN_PROCESS = Caller(ANONYMOUS, "in-process", None, "in-process", None)
 
 
 def _describe(request: Request) -> tuple[str, str | None]:

@@ -1,7 +1,9 @@
 """Run control: the operations behind the HTTP routes.
 
 Each function validates everything first and writes only after every check passed,
-so a 4xx leaves the database untouched.
+so a 4xx leaves the database untouched. Routes always pass the request's principal;
+in-process callers (tests, tools with database access) act as the anonymous caller of
+auth off, which may do everything.
 """
 
 from __future__ import annotations
@@ -12,10 +14,10 @@ from typing import Any
 import sqlalchemy as sa
 from dbos import DBOSClient
 
-from sisu_kodo.api.deps import Caller
+from sisu_kodo.api.deps import IN_PROCESS, Caller
 from sisu_kodo.api.gateway import Enqueue, UnitOfWork
 from sisu_kodo.api.policy import check_run_policy
-from sisu_kodo.auth import Principal
+from sisu_kodo.auth import ANONYMOUS, Principal
 from sisu_kodo.canonical import sha256_hex
 from sisu_kodo.contracts.intents import IntentCreate
 from sisu_kodo.contracts.runs import (
@@ -59,7 +61,7 @@ def run_id_for(intent_id: str) -> str:
     return f"run_{sha256_hex(intent_id)[:32]}"
 
 
-def create_intent(conn: sa.Connection, body: IntentCreate, principal: Principal) -> str:
+def create_intent(conn: sa.Connection, body: IntentCreate, principal: Principal = ANONYMOUS) -> str:
     """Record an intent in the tenant of a key bound to one (else its run's, at start)."""
     intent_id = new_intent_id()
     intents.create_intent(
@@ -111,7 +113,12 @@ def _bind_tenant(body: RunStart, principal: Principal) -> RunStart:
 
 
 def start_run(
-    unit: UnitOfWork, *, intent_id: str, body: RunStart, app_version: str, principal: Principal
+    unit: UnitOfWork,
+    *,
+    intent_id: str,
+    body: RunStart,
+    app_version: str,
+    principal: Principal = ANONYMOUS,
 ) -> RunStarted:
     conn = unit.conn
     intent = _require_visible_intent(conn, principal, intent_id)
@@ -207,7 +214,9 @@ def _leaves(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[tupl
     return pairs
 
 
-def approve_plan(unit: UnitOfWork, *, run_id: str, body: ApprovePlan, caller: Caller) -> Accepted:
+def approve_plan(
+    unit: UnitOfWork, *, run_id: str, body: ApprovePlan, caller: Caller = IN_PROCESS
+) -> Accepted:
     """Count the caller's approval; the gate opens at the recipe's N-th distinct approver."""
     conn = unit.conn
     run, recipe = _gate(conn, run_id, caller.principal)
@@ -254,7 +263,9 @@ def approve_plan(unit: UnitOfWork, *, run_id: str, body: ApprovePlan, caller: Ca
     return Accepted(runId=run_id, status=RunStatus.QUEUED)
 
 
-def reject_plan(conn: sa.Connection, *, run_id: str, body: RejectPlan, caller: Caller) -> Accepted:
+def reject_plan(
+    conn: sa.Connection, *, run_id: str, body: RejectPlan, caller: Caller = IN_PROCESS
+) -> Accepted:
     """One rejection closes the gate for good (no quorum: any approver may say no)."""
     run, _ = _gate(conn, run_id, caller.principal)
     _record_decision(conn, run, "rejected", body.rejectedBy, body.reason, caller)
@@ -321,7 +332,7 @@ def _record_decision(
 RETRYABLE = frozenset({RunStatus.RETRIES_EXCEEDED, RunStatus.FAILED})
 
 
-def retry_run(unit: UnitOfWork, *, run_id: str, principal: Principal) -> RetryAccepted:
+def retry_run(unit: UnitOfWork, *, run_id: str, principal: Principal = ANONYMOUS) -> RetryAccepted:
     """Resume a failed run from its first unfinished step, keeping everything that succeeded."""
     conn = unit.conn
     run = require_visible_run(conn, principal, run_id=run_id, for_update=True)
@@ -374,7 +385,7 @@ def _first_unfinished_step(conn: sa.Connection, run_id: str) -> StepId:
     return StepId.EXECUTE
 
 
-def cancel_run(unit: UnitOfWork, *, run_id: str, principal: Principal) -> Accepted:
+def cancel_run(unit: UnitOfWork, *, run_id: str, principal: Principal = ANONYMOUS) -> Accepted:
     """Stop a run: status canceled now, and its workflows (tasks included) in DBOS."""
     run = require_visible_run(unit.conn, principal, run_id=run_id, for_update=True)
     if run.status.terminal:
