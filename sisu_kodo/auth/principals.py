@@ -24,12 +24,13 @@ class Principal:
 
     @property
     def every_tenant(self) -> bool:
-        return ALL_TENANTS in self.tenants
+        """Bound to `*`, or an admin (who acts in every tenant whatever the key lists)."""
+        return ALL_TENANTS in self.tenants or Role.ADMIN in self.roles
 
     @property
     def sole_tenant(self) -> str | None:
         """The tenant a key bound to exactly one uses when a request names none."""
-        if len(self.tenants) == 1 and not self.every_tenant:
+        if len(self.tenants) == 1 and ALL_TENANTS not in self.tenants:
             return next(iter(self.tenants))
         return None
 
