@@ -17,12 +17,9 @@ import sqlalchemy as sa
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from sisu_kodo.api.app import create_app
-from sisu_kodo.auth import issue_key
-from sisu_kodo.config import load_settings
-from sisu_kodo.contracts.keys import KeyCreate, Role
 from sisu_kodo.db import artifacts
 from sisu_kodo.db.engine import create_engine
+from tests.fixtures.auth import api_client, bearer, make_key
 from tests.fixtures.postgres import TestDatabases
 
 pytestmark = pytest.mark.postgres
@@ -107,32 +104,23 @@ class World:
 @pytest.fixture(scope="module")
 def world(databases: TestDatabases) -> Iterator[World]:
     url = databases.create()
-    settings = load_settings(DATABASE_URL=url, SISU_AUTH="on")
     engine = create_engine(url, pool_size=1)
-    app = create_app(settings)
-    with TestClient(app, base_url="http://127.0.0.1") as client:
+    with api_client(url, SISU_AUTH="on") as client:
         with engine.begin() as conn:
-            keys = {role: _key(conn, role, [OWN]) for role in GRANTS}
-            root = _key(conn, "admin", ["*"])
-            spare = issue_key(conn, _body("viewer", [OWN]), created_by="test").id
+            keys = {role: make_key(conn, role, tenants=(OWN,)) for role in GRANTS}
+            root = make_key(conn, "admin", tenants=("*",))
+            spare = make_key(conn, "viewer", tenants=(OWN,)).split("_")[1]
         targets = {tenant: _seed(client, engine, root, tenant, spare) for tenant in (OWN, OTHER)}
-        yield World(client, app, keys, targets)
+        assert isinstance(client.app, FastAPI)
+        yield World(client, client.app, keys, targets)
     engine.dispose()
-
-
-def _body(role: str, tenants: list[str]) -> KeyCreate:
-    return KeyCreate(name=f"{role}-key", roles=[Role(role)], tenants=tenants)
-
-
-def _key(conn: sa.Connection, role: str, tenants: list[str]) -> str:
-    return issue_key(conn, _body(role, tenants), created_by="test").key
 
 
 def _seed(
     client: TestClient, engine: sa.Engine, root: str, tenant: str, spare: str
 ) -> dict[str, str]:
     """An intent with a (queued) run in `tenant`, and an artifact of that run."""
-    auth = {"Authorization": f"Bearer {root}"}
+    auth = bearer(root)
     intent_id = client.post("/intents", json={"goal": tenant}, headers=auth).json()["intentId"]
     body = {**RUN_START, "queuePartitionKey": tenant}
     started = client.post(f"/intents/{intent_id}/run", json=body, headers=auth)
@@ -173,7 +161,7 @@ def _call(world: World, method: str, path: str, key: str | None, tenant: str) ->
             name: value.format(**values) if isinstance(value, str) else value
             for name, value in route.body.items()
         }
-    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    headers = bearer(key) if key else {}
     return world.client.request(method, concrete, json=body, headers=headers).status_code
 
 

@@ -39,10 +39,12 @@ def start_run(
 ) -> RunStarted:
     """Start (or, with the identical body, return) the intent's run."""
     with audited_unit(state, caller, status=202) as unit:
-        return service.start_run(
+        started = service.start_run(
             unit,
             intent_id=intent_id,
             body=body,
             app_version=state.settings.topology.app_version,
             principal=caller.principal,
         )
+        caller.target = started.runId  # the audit log is searched by run
+        return started
