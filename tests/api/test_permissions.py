@@ -162,7 +162,8 @@ def _call(world: World, method: str, path: str, key: str | None, tenant: str) ->
             for name, value in route.body.items()
         }
     headers = bearer(key) if key else {}
-    return world.client.request(method, concrete, json=body, headers=headers).status_code
+    status: int = world.client.request(method, concrete, json=body, headers=headers).status_code
+    return status
 
 
 CASES = [
