@@ -21,17 +21,9 @@ class AuditRecord:
 
 
 @dataclass(frozen=True)
-class AuditRow:
+class AuditRow(AuditRecord):
     id: int
     at: datetime
-    principal: str
-    principal_name: str | None
-    action: str
-    target: str | None
-    status: int
-    code: str | None
-    request_id: str
-    client_addr: str | None
 
 
 def append(conn: sa.Connection, record: AuditRecord) -> None:
@@ -57,8 +49,8 @@ def list_entries(
     """Newest first; `before_id` is the cursor of the next (older) page."""
     rows = conn.execute(
         sa.text(
-            "SELECT id, at, principal, principal_name, action, target, status, code,"
-            " request_id, client_addr FROM app.audit_log"
+            "SELECT principal, principal_name, action, target, status, code, request_id,"
+            " client_addr, id, at FROM app.audit_log"
             " WHERE (CAST(:target AS text) IS NULL OR target = :target)"
             " AND (CAST(:principal AS text) IS NULL OR principal = :principal)"
             " AND (CAST(:since AS timestamptz) IS NULL OR at >= :since)"
