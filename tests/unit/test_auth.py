@@ -82,3 +82,13 @@ def test_sisu_api_refuses_to_start_with_auth_off_on_a_public_bind(tmp_path: obje
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "SISU_AUTH=off" in lines[0] and "SISU_HOST=0.0.0.0" in lines[0]
+
+
+def test_the_metrics_token_must_match_exactly() -> None:
+    from sisu_kodo.worker.admin import _bearer_matches
+
+    assert _bearer_matches("Bearer s3cret", "s3cret")
+    assert _bearer_matches("bearer s3cret", "s3cret")
+    assert not _bearer_matches("Bearer s3cre", "s3cret")
+    assert not _bearer_matches("Basic s3cret", "s3cret")
+    assert not _bearer_matches(None, "s3cret")
