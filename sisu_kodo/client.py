@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
+from pydantic import SecretStr
 
 from sisu_kodo.contracts.intents import IntentCreate
 from sisu_kodo.contracts.runs import (
@@ -24,8 +25,14 @@ from sisu_kodo.errors import AppError, error_class_for
 
 
 class SisuClient:
-    def __init__(self, base_url: str, *, timeout: float = 30.0) -> None:
-        self._http = httpx.Client(base_url=base_url, timeout=timeout)
+    def __init__(
+        self, base_url: str, *, timeout: float = 30.0, api_key: str | SecretStr | None = None
+    ) -> None:
+        """`api_key` (e.g. settings.api.api_key, from SISU_API_KEY) goes as a bearer token."""
+        if isinstance(api_key, SecretStr):
+            api_key = api_key.get_secret_value()
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._http = httpx.Client(base_url=base_url, timeout=timeout, headers=headers)
 
     def __enter__(self) -> SisuClient:
         return self

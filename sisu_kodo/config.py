@@ -63,6 +63,12 @@ class IsolationChoice(StrEnum):
     PROCESS = "process"
 
 
+class AuthMode(StrEnum):
+    AUTO = "auto"
+    ON = "on"
+    OFF = "off"
+
+
 class SettingsGroup(BaseSettings):
     """A group of settings read from the environment by alias.
 
@@ -569,6 +575,24 @@ class ApiSettings(SettingsGroup):
         description="Comma-separated origins (scheme://host[:port], or '*') whose pages may"
         " send state-changing requests; default http(s) on any allowed host, any port."
         " Others get 403 origin_not_allowed.",
+    )
+
+    auth: AuthMode = Field(
+        AuthMode.AUTO,
+        alias="SISU_AUTH",
+        description="API keys: on, off, or auto (off while no key exists and SISU_HOST is a"
+        " loopback address, on from the first key). Off on a non-loopback SISU_HOST refuses"
+        " to start.",
+    )
+    api_key: SecretStr | None = Field(
+        None,
+        alias="SISU_API_KEY",
+        description="The key (sk_<id>_<secret>) the CLI and SisuClient send as a bearer token.",
+    )
+    admin_token: SecretStr | None = Field(
+        None,
+        alias="SISU_ADMIN_TOKEN",
+        description="When set, the worker's admin /metrics requires it as a bearer token.",
     )
 
     @field_validator("allowed_hosts", "allowed_origins", mode="before")

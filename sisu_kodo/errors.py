@@ -4,6 +4,9 @@
     ├── InvalidRequestError (400 validation_error)
     │   ├── QueuePolicyViolationError (400 queue_policy_violation)
     │   └── HostNotAllowedError (400 host_not_allowed)
+    ├── UnauthenticatedError (401 unauthenticated: no, bad, unknown, expired or revoked key)
+    ├── ForbiddenError (403 forbidden: the key's roles or tenants do not allow it)
+    │   └── SelfApprovalForbiddenError (403 self_approval_forbidden)
     ├── OriginNotAllowedError (403 origin_not_allowed)
     ├── PayloadTooLargeError (413 payload_too_large)
     ├── NotFoundError (404 not_found)
@@ -50,6 +53,26 @@ class HostNotAllowedError(InvalidRequestError):
     """The Host header names no allowed host (SISU_ALLOWED_HOSTS): DNS rebinding."""
 
     code = "host_not_allowed"
+
+
+class UnauthenticatedError(AppError):
+    """The request carries no valid API key (answered with `WWW-Authenticate: Bearer`)."""
+
+    code = "unauthenticated"
+    http_status = 401
+
+
+class ForbiddenError(AppError):
+    """The key is valid, but its roles or tenants do not allow the request."""
+
+    code = "forbidden"
+    http_status = 403
+
+
+class SelfApprovalForbiddenError(ForbiddenError):
+    """The principal that started a run may not decide its plan (separation of duties)."""
+
+    code = "self_approval_forbidden"
 
 
 class OriginNotAllowedError(AppError):

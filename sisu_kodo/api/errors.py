@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sisu_kodo.contracts.errors import ErrorBody
-from sisu_kodo.errors import AppError
+from sisu_kodo.errors import AppError, UnauthenticatedError
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,10 @@ def _field_path(loc: tuple[Any, ...]) -> str:
 
 def error_response(exc: AppError) -> JSONResponse:
     """The body of a 4xx AppError; middleware answers with it before any route runs."""
-    return _body(exc.http_status, exc.code, exc.message, exc.details)
+    response = _body(exc.http_status, exc.code, exc.message, exc.details)
+    if isinstance(exc, UnauthenticatedError):
+        response.headers["WWW-Authenticate"] = "Bearer"
+    return response
 
 
 async def _app_error(_: Request, exc: Exception) -> JSONResponse:
@@ -70,7 +73,9 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
 
 _DESCRIPTIONS = {
     400: "validation_error, queue_policy_violation or host_not_allowed; nothing was written",
-    403: "origin_not_allowed: a state-changing request from another site's page",
+    401: "unauthenticated: no valid API key (missing, malformed, unknown, expired or revoked)",
+    403: "forbidden or self_approval_forbidden (the key's roles, tenants or duties), or"
+    " origin_not_allowed (a state-changing request from another site's page)",
     404: "not_found",
     409: "illegal_state, retry_drift or run_identity_conflict; nothing was written",
     413: "payload_too_large: the body is longer than SISU_MAX_BODY_BYTES",

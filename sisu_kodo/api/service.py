@@ -1,7 +1,9 @@
 """Run control: the operations behind the HTTP routes.
 
 Each function validates everything first and writes only after every check passed,
-so a 4xx leaves the database untouched.
+so a 4xx leaves the database untouched. Routes always pass the request's principal;
+in-process callers (tests, tools with database access) act as the anonymous caller of
+auth off, which may do everything.
 """
 
 from __future__ import annotations
@@ -12,8 +14,10 @@ from typing import Any
 import sqlalchemy as sa
 from dbos import DBOSClient
 
+from sisu_kodo.api.deps import IN_PROCESS, Caller
 from sisu_kodo.api.gateway import Enqueue, UnitOfWork
 from sisu_kodo.api.policy import check_run_policy
+from sisu_kodo.auth import ANONYMOUS, Principal
 from sisu_kodo.canonical import sha256_hex
 from sisu_kodo.contracts.intents import IntentCreate
 from sisu_kodo.contracts.runs import (
@@ -27,13 +31,15 @@ from sisu_kodo.contracts.runs import (
     RunStatus,
     StepId,
 )
-from sisu_kodo.db import executions, intents, recipes, runs
+from sisu_kodo.db import approvals, executions, intents, recipes, runs
 from sisu_kodo.errors import (
+    ForbiddenError,
     IllegalStateError,
     InvalidRequestError,
     NotFoundError,
     RetryDriftError,
     RunIdentityConflictError,
+    SelfApprovalForbiddenError,
 )
 from sisu_kodo.workflows.names import (
     EXECUTE_WORKFLOW,
@@ -55,7 +61,8 @@ def run_id_for(intent_id: str) -> str:
     return f"run_{sha256_hex(intent_id)[:32]}"
 
 
-def create_intent(conn: sa.Connection, body: IntentCreate) -> str:
+def create_intent(conn: sa.Connection, body: IntentCreate, principal: Principal = ANONYMOUS) -> str:
+    """Record an intent in the tenant of a key bound to one (else its run's, at start)."""
     intent_id = new_intent_id()
     intents.create_intent(
         conn,
@@ -63,14 +70,59 @@ def create_intent(conn: sa.Connection, body: IntentCreate) -> str:
         goal=body.goal,
         inputs=body.inputs,
         constraints=body.constraints,
+        tenant=principal.sole_tenant,
+        created_by_key_id=principal.key_id,
     )
     return intent_id
 
 
-def start_run(unit: UnitOfWork, *, intent_id: str, body: RunStart, app_version: str) -> RunStarted:
-    conn = unit.conn
-    if intents.read_intent(conn, intent_id=intent_id) is None:
+def require_visible_run(
+    conn: sa.Connection, principal: Principal, *, run_id: str, for_update: bool = False
+) -> runs.RunRow:
+    """The run, if `principal` may see its tenant; otherwise the very 404 of a missing run."""
+    run = runs.read_run(conn, run_id=run_id, for_update=for_update)
+    if run is None or not principal.sees(run.queue_partition_key):
+        raise NotFoundError(f"run {run_id} not found", {"runId": run_id})
+    return run
+
+
+def _require_visible_intent(
+    conn: sa.Connection, principal: Principal, intent_id: str
+) -> intents.IntentRow:
+    intent = intents.read_intent(conn, intent_id=intent_id)
+    visible = intent is not None and (
+        principal.sees(intent.tenant)
+        or (intent.tenant is None and intent.created_by_key_id == principal.key_id)
+    )
+    if intent is None or not visible:
         raise NotFoundError(f"intent {intent_id} not found", {"intentId": intent_id})
+    return intent
+
+
+def _bind_tenant(body: RunStart, principal: Principal) -> RunStart:
+    """Default the partition to a sole-tenant key's tenant; refuse one the key lacks."""
+    if body.queuePartitionKey is None and principal.sole_tenant is not None:
+        body = body.model_copy(update={"queuePartitionKey": principal.sole_tenant})
+    partition = body.queuePartitionKey
+    if partition is not None and partition.strip() and not principal.sees(partition):
+        raise ForbiddenError(
+            f"key {principal.id} may not start runs in tenant {partition!r}",
+            {"queuePartitionKey": partition},
+        )
+    return body
+
+
+def start_run(
+    unit: UnitOfWork,
+    *,
+    intent_id: str,
+    body: RunStart,
+    app_version: str,
+    principal: Principal = ANONYMOUS,
+) -> RunStarted:
+    conn = unit.conn
+    intent = _require_visible_intent(conn, principal, intent_id)
+    body = _bind_tenant(body, principal)
     recipe = recipes.read_recipe(conn, name=body.recipeName)
     if recipe is None:
         raise InvalidRequestError(
@@ -79,6 +131,11 @@ def start_run(unit: UnitOfWork, *, intent_id: str, body: RunStart, app_version: 
         )
     queue = check_run_policy(body, recipe)
     identity = _start_identity(body, queue)
+    if intent.tenant is not None and intent.tenant != identity["queuePartitionKey"]:
+        raise ForbiddenError(
+            f"intent {intent_id} belongs to another tenant than {identity['queuePartitionKey']!r}",
+            {"queuePartitionKey": identity["queuePartitionKey"]},
+        )
     run_id = run_id_for(intent_id)
     plan_enqueue = Enqueue(
         PLAN_WORKFLOW, plan_workflow_id(run_id), identity["queuePartitionKey"], (run_id,)
@@ -97,6 +154,10 @@ def start_run(unit: UnitOfWork, *, intent_id: str, body: RunStart, app_version: 
             app_version=app_version,
         )
         if inserted:
+            approvals.record_starter(
+                conn, run_id=run_id, key_id=principal.key_id, name=principal.name
+            )
+            intents.claim_tenant(conn, intent_id=intent_id, tenant=identity["queuePartitionKey"])
             unit.enqueue(plan_enqueue)
             return RunStarted(
                 runId=run_id,
@@ -153,9 +214,30 @@ def _leaves(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[tupl
     return pairs
 
 
-def approve_plan(unit: UnitOfWork, *, run_id: str, body: ApprovePlan) -> Accepted:
+def approve_plan(
+    unit: UnitOfWork, *, run_id: str, body: ApprovePlan, caller: Caller = IN_PROCESS
+) -> Accepted:
+    """Count the caller's approval; the gate opens at the recipe's N-th distinct approver."""
     conn = unit.conn
-    run = _decide(conn, run_id, "approved", body.approvedBy, body.notes)
+    run, recipe = _gate(conn, run_id, caller.principal)
+    assert run.plan_sha256 is not None and run.tasks_sha256 is not None
+    approvals.record_vote(
+        conn,
+        run_id=run_id,
+        plan_sha256=run.plan_sha256,
+        tasks_sha256=run.tasks_sha256,
+        principal=caller.principal.id,
+        key_name=caller.principal.name,
+        approved_by=body.approvedBy,
+        notes=body.notes,
+        client_addr=caller.client_addr,
+    )
+    votes = approvals.list_votes(
+        conn, run_id=run_id, plan_sha256=run.plan_sha256, tasks_sha256=run.tasks_sha256
+    )
+    if len(votes) < recipe.required_approvals:
+        return Accepted(runId=run_id, status=RunStatus.WAITING_INPUT)
+    _record_decision(conn, run, "approved", body.approvedBy, body.notes, caller)
     runs.transition(
         conn,
         run_id=run_id,
@@ -163,6 +245,7 @@ def approve_plan(unit: UnitOfWork, *, run_id: str, body: ApprovePlan) -> Accepte
         event="plan.approved",
         detail={
             "approvedBy": body.approvedBy,
+            "approvers": [vote.principal for vote in votes],
             "notes": body.notes,
             "planSha256": run.plan_sha256,
             "tasksSha256": run.tasks_sha256,
@@ -180,8 +263,12 @@ def approve_plan(unit: UnitOfWork, *, run_id: str, body: ApprovePlan) -> Accepte
     return Accepted(runId=run_id, status=RunStatus.QUEUED)
 
 
-def reject_plan(conn: sa.Connection, *, run_id: str, body: RejectPlan) -> Accepted:
-    _decide(conn, run_id, "rejected", body.rejectedBy, body.reason)
+def reject_plan(
+    conn: sa.Connection, *, run_id: str, body: RejectPlan, caller: Caller = IN_PROCESS
+) -> Accepted:
+    """One rejection closes the gate for good (no quorum: any approver may say no)."""
+    run, _ = _gate(conn, run_id, caller.principal)
+    _record_decision(conn, run, "rejected", body.rejectedBy, body.reason, caller)
     reason = f": {body.reason}" if body.reason else ""
     runs.transition(
         conn,
@@ -195,36 +282,60 @@ def reject_plan(conn: sa.Connection, *, run_id: str, body: RejectPlan) -> Accept
     return Accepted(runId=run_id, status=RunStatus.FAILED)
 
 
-def _decide(
-    conn: sa.Connection, run_id: str, decision: str, decided_by: str, notes: str | None
-) -> runs.RunRow:
-    """Record the human's decision at an open gate, bound to the decided plan and tasks."""
-    run = runs.require_run(conn, run_id=run_id, for_update=True)
+def _gate(
+    conn: sa.Connection, run_id: str, principal: Principal
+) -> tuple[runs.RunRow, recipes.RecipeRow]:
+    """The run at an open gate, if `principal` may decide it (separation of duties)."""
+    run = require_visible_run(conn, principal, run_id=run_id, for_update=True)
     if run.status is not RunStatus.WAITING_INPUT or run.next_action is not NextAction.APPROVE_PLAN:
         raise IllegalStateError(
             f"run {run_id} is {run.status.value}, not waiting for plan approval",
             {"runId": run_id, "status": run.status.value},
         )
+    recipe = recipes.read_recipe(conn, name=run.recipe_name)
+    assert recipe is not None  # app.runs.recipe_name references app.recipes
+    starter = approvals.read_starter(conn, run_id=run_id)
+    own = principal.key_id is not None and starter.key_id == principal.key_id
+    if own and not recipe.allow_self_approval:
+        raise SelfApprovalForbiddenError(
+            f"key {principal.id} started run {run_id} and may not decide its plan;"
+            " another approver must (or the recipe must set allowSelfApproval)",
+            {"runId": run_id, "keyId": principal.key_id},
+        )
+    return run, recipe
+
+
+def _record_decision(
+    conn: sa.Connection,
+    run: runs.RunRow,
+    decision: str,
+    decided_by: str,
+    notes: str | None,
+    caller: Caller,
+) -> None:
+    """The gate's decision, bound to the decided plan and tasks and to the principal."""
     assert run.plan_sha256 is not None and run.tasks_sha256 is not None
     runs.record_decision(
         conn,
-        run_id=run_id,
+        run_id=run.id,
         decision=decision,
         decided_by=decided_by,
         notes=notes,
         plan_sha256=run.plan_sha256,
         tasks_sha256=run.tasks_sha256,
+        key_id=caller.principal.key_id,
+        key_name=caller.principal.name,
+        client_addr=caller.client_addr,
     )
-    return run
 
 
 RETRYABLE = frozenset({RunStatus.RETRIES_EXCEEDED, RunStatus.FAILED})
 
 
-def retry_run(unit: UnitOfWork, *, run_id: str) -> RetryAccepted:
+def retry_run(unit: UnitOfWork, *, run_id: str, principal: Principal = ANONYMOUS) -> RetryAccepted:
     """Resume a failed run from its first unfinished step, keeping everything that succeeded."""
     conn = unit.conn
-    run = runs.require_run(conn, run_id=run_id, for_update=True)
+    run = require_visible_run(conn, principal, run_id=run_id, for_update=True)
     if run.status is RunStatus.SUCCEEDED:
         raise RetryDriftError(
             f"run {run_id} already succeeded; there is nothing to retry",
@@ -274,9 +385,9 @@ def _first_unfinished_step(conn: sa.Connection, run_id: str) -> StepId:
     return StepId.EXECUTE
 
 
-def cancel_run(unit: UnitOfWork, *, run_id: str) -> Accepted:
+def cancel_run(unit: UnitOfWork, *, run_id: str, principal: Principal = ANONYMOUS) -> Accepted:
     """Stop a run: status canceled now, and its workflows (tasks included) in DBOS."""
-    run = runs.require_run(unit.conn, run_id=run_id, for_update=True)
+    run = require_visible_run(unit.conn, principal, run_id=run_id, for_update=True)
     if run.status.terminal:
         raise IllegalStateError(
             f"run {run_id} is already {run.status.value}",

@@ -7,10 +7,14 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from sisu_kodo.auth import ANONYMOUS_ID
 from sisu_kodo.config import Settings
 from sisu_kodo.contracts.runs import (
+    ApprovalProgress,
+    ApprovalVote,
     ArtifactRef,
     NextAction,
+    PrincipalRef,
     RunEventView,
     RunStatus,
     RunView,
@@ -18,7 +22,7 @@ from sisu_kodo.contracts.runs import (
     StepView,
     TaskPage,
 )
-from sisu_kodo.db import artifacts, executions, run_tasks, runs, workers
+from sisu_kodo.db import approvals, artifacts, executions, recipes, run_tasks, runs, workers
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -161,3 +165,31 @@ def list_event_views(conn: sa.Connection, *, run_id: str, after_seq: int = 0) ->
         )
         for event in runs.list_events(conn, run_id=run_id, after_seq=after_seq)
     ]
+
+
+def with_identity(conn: sa.Connection, view: RunView, run: runs.RunRow) -> RunView:
+    """The RunView with who started the run and the gate's approvals so far and needed."""
+    starter = approvals.read_starter(conn, run_id=run.id)
+    started_by = PrincipalRef(keyId=starter.key_id, name=starter.name) if starter.name else None
+    progress = None
+    if run.plan_sha256 is not None and run.tasks_sha256 is not None:
+        recipe = recipes.read_recipe(conn, name=run.recipe_name)
+        votes = approvals.list_votes(
+            conn, run_id=run.id, plan_sha256=run.plan_sha256, tasks_sha256=run.tasks_sha256
+        )
+        progress = ApprovalProgress(
+            count=len(votes),
+            needed=recipe.required_approvals if recipe else 1,
+            approvers=[
+                ApprovalVote(
+                    principal=PrincipalRef(
+                        keyId=None if vote.principal == ANONYMOUS_ID else vote.principal,
+                        name=vote.key_name or vote.principal,
+                    ),
+                    approvedBy=vote.approved_by,
+                    at=iso(vote.decided_at) or "",
+                )
+                for vote in votes
+            ],
+        )
+    return view.model_copy(update={"startedBy": started_by, "approvals": progress})

@@ -43,7 +43,7 @@ def chaos(
         )
         try:
             drill.start()
-            with SisuClient(drill.base_url) as client:
+            with SisuClient(drill.base_url, api_key=databases.settings.api.api_key) as client:
                 for number in range(1, rounds + 1):
                     console.rule(f"[bold]chaos round {number}/{rounds}")
                     run_id = drill.round(

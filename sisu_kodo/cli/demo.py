@@ -45,7 +45,10 @@ def demo(
     """Create an intent, start its run, pass the approval gate and watch the fan-out."""
     settings = settings_of(ctx)
     base_url = base or f"http://{settings.topology.host}:{settings.topology.port}"
-    with _stack(settings, enabled=start_stack), SisuClient(base_url) as client:
+    with (
+        _stack(settings, enabled=start_stack),
+        SisuClient(base_url, api_key=settings.api.api_key) as client,
+    ):
         try:
             run = _drive(client, goal, steps, concurrency, partition, approve, timeout)
         except (AppError, TimeoutError) as exc:

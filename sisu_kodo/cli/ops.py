@@ -9,6 +9,7 @@ import sqlalchemy as sa
 import typer
 from dbos import DBOSClient
 
+from sisu_kodo import auth
 from sisu_kodo.cli.checks import print_checks
 from sisu_kodo.cli.settings import settings_of
 from sisu_kodo.config import APP_NAME, ConfigError, Settings
@@ -51,6 +52,7 @@ def _database_checks(settings: Settings) -> list[tuple[str, bool, str]]:
                     ("database", True, engine.url.render_as_string(hide_password=True)),
                     _migrations_check(conn),
                     _dbos_schema_check(conn),
+                    _auth_check(conn, settings),
                     *_fleet_checks(conn, settings),
                     _stuck_runs_check(conn, databases, settings),
                 ]
@@ -58,6 +60,19 @@ def _database_checks(settings: Settings) -> list[tuple[str, bool, str]]:
         return [("database", False, str(exc))]
     except sa.exc.DBAPIError as exc:
         return [("database", False, f"unreachable: {exc.orig}")]
+
+
+def _auth_check(conn: sa.Connection, settings: Settings) -> tuple[str, bool, str]:
+    """Auth off is allowed (on loopback) but worth a warning; it does not fail the doctor."""
+    if conn.execute(sa.text("SELECT to_regclass('app.api_keys')")).scalar() is None:
+        return ("auth", False, "app.api_keys is missing: run `sisu db migrate`")
+    if auth.auth_required(conn, settings):
+        return ("auth", True, f"on (SISU_AUTH={settings.api.auth.value})")
+    return (
+        "auth",
+        True,
+        "warning: off: anyone who reaches PORT may act; create a key with `sisu keys create`",
+    )
 
 
 def _migrations_check(conn: sa.Connection) -> tuple[str, bool, str]:

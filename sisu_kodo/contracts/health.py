@@ -16,9 +16,11 @@ class WorkerView(BaseModel):
 
 
 class Health(BaseModel):
+    """With auth on, an anonymous caller sees only ok, appVersion and warnings."""
+
     ok: bool
-    role: str
+    role: str | None = None
     appVersion: str
-    database: str
-    workers: list[WorkerView]
+    database: str | None = None
+    workers: list[WorkerView] | None = None
     warnings: list[str] = []

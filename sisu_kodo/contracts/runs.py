@@ -247,6 +247,27 @@ class StepView(BaseModel):
         return ExecuteOutput.model_validate(self.output)
 
 
+class PrincipalRef(BaseModel):
+    """An authenticated caller: its key id (null while auth is off) and name."""
+
+    keyId: str | None
+    name: str
+
+
+class ApprovalVote(BaseModel):
+    principal: PrincipalRef
+    approvedBy: str  # the body's display note; `principal` is who really approved
+    at: str
+
+
+class ApprovalProgress(BaseModel):
+    """The gate's quorum: distinct approvers of the current plan so far, and needed."""
+
+    count: int
+    needed: int
+    approvers: list[ApprovalVote]
+
+
 class RunView(BaseModel):
     runId: str
     intentId: str
@@ -264,6 +285,8 @@ class RunView(BaseModel):
     updatedAt: str
     steps: list[StepView]
     artifacts: list[ArtifactRef]
+    startedBy: PrincipalRef | None = None
+    approvals: ApprovalProgress | None = None
 
     def step(self, step_id: StepId) -> StepView | None:
         return next((step for step in self.steps if step.stepId == step_id), None)

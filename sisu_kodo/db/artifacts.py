@@ -107,3 +107,15 @@ def list_artifacts(
         {"run_id": run_id, "step": step, "exclude": exclude_step, "keys": task_keys},
     ).all()
     return [ArtifactMeta(*row) for row in rows]
+
+
+def read_artifact_tenant(conn: sa.Connection, *, uri: str) -> str | None:
+    """The tenant (its run's partition) an artifact belongs to; None for no artifact."""
+    tenant: str | None = conn.execute(
+        sa.text(
+            "SELECT r.queue_partition_key FROM app.artifacts a JOIN app.runs r ON r.id = a.run_id"
+            " WHERE a.uri = :uri"
+        ),
+        {"uri": uri},
+    ).scalar_one_or_none()
+    return tenant

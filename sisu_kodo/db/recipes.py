@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
 
 
 @dataclass(frozen=True)
@@ -15,6 +17,9 @@ class RecipeRow:
     max_concurrency: int
     max_steps: int
     max_sandbox_minutes: int
+    # From `spec`: the approval gate's separation of duties.
+    allow_self_approval: bool = False
+    required_approvals: int = 1
 
 
 SEED = (
@@ -47,9 +52,39 @@ def seed(conn: sa.Connection) -> None:
 def read_recipe(conn: sa.Connection, *, name: str) -> RecipeRow | None:
     row = conn.execute(
         sa.text(
-            "SELECT name, version, queue_name, max_concurrency, max_steps, max_sandbox_minutes"
-            " FROM app.recipes WHERE name = :name"
+            "SELECT name, version, queue_name, max_concurrency, max_steps, max_sandbox_minutes,"
+            " spec FROM app.recipes WHERE name = :name"
         ),
         {"name": name},
     ).one_or_none()
-    return RecipeRow(*row) if row else None
+    if row is None:
+        return None
+    spec = row.spec or {}
+    name_, version, queue_name, max_concurrency, max_steps, max_sandbox_minutes = row[:6]
+    return RecipeRow(
+        name_,
+        version,
+        queue_name,
+        max_concurrency,
+        max_steps,
+        max_sandbox_minutes,
+        allow_self_approval=spec.get("allowSelfApproval") is True,
+        required_approvals=_positive(spec.get("requiredApprovals"), default=1),
+    )
+
+
+def _positive(value: object, *, default: int) -> int:
+    """A spec's count, or `default` when absent or not a positive integer."""
+    return (
+        value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else default
+    )
+
+
+def set_spec(conn: sa.Connection, *, name: str, spec: dict[str, Any]) -> None:
+    """Replace a recipe's spec (e.g. {"requiredApprovals": 2, "allowSelfApproval": false})."""
+    conn.execute(
+        sa.text("UPDATE app.recipes SET spec = :spec WHERE name = :name").bindparams(
+            sa.bindparam("spec", type_=JSONB)
+        ),
+        {"name": name, "spec": spec},
+    )

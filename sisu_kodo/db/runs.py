@@ -360,13 +360,18 @@ def record_decision(
     notes: str | None,
     plan_sha256: str,
     tasks_sha256: str,
+    key_id: str | None = None,
+    key_name: str | None = None,
+    client_addr: str | None = None,
 ) -> None:
+    """The gate's decision; `decided_by` is the body's note, `key_id`/`key_name` the
+    authenticated principal (None while auth is off)."""
     conn.execute(
         sa.text(
             """
-            INSERT INTO app.plan_approvals
-                (run_id, decision, decided_by, notes, plan_sha256, tasks_sha256)
-            VALUES (:run_id, :decision, :by, :notes, :plan, :tasks)
+            INSERT INTO app.plan_approvals (run_id, decision, decided_by, notes, plan_sha256,
+                tasks_sha256, key_id, key_name, client_addr)
+            VALUES (:run_id, :decision, :by, :notes, :plan, :tasks, :key_id, :key_name, :addr)
             """
         ),
         {
@@ -376,6 +381,9 @@ def record_decision(
             "notes": notes,
             "plan": plan_sha256,
             "tasks": tasks_sha256,
+            "key_id": key_id,
+            "key_name": key_name,
+            "addr": client_addr,
         },
     )
 

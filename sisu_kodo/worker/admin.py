@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Iterator
-from typing import Any
+from typing import Annotated, Any
 
 import sqlalchemy as sa
 from dbos import DBOSClient
-from fastapi import FastAPI
+from fastapi import FastAPI, Header
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, SummaryMetricFamily
@@ -95,8 +96,25 @@ def create_admin_app(rt: Runtime, *, executor_id: str) -> FastAPI:
             status_code=200 if ok else 503,
         )
 
+    token = rt.settings.api.admin_token
+
     @app.get("/metrics")
-    def prometheus_metrics() -> PlainTextResponse:
+    def prometheus_metrics(
+        authorization: Annotated[str | None, Header()] = None,
+    ) -> PlainTextResponse:
+        """Prometheus metrics; with SISU_ADMIN_TOKEN set, only for `Bearer <token>`."""
+        if token is not None and not _bearer_matches(authorization, token.get_secret_value()):
+            return PlainTextResponse(
+                "unauthenticated", status_code=401, headers={"WWW-Authenticate": "Bearer"}
+            )
         return PlainTextResponse(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+def _bearer_matches(authorization: str | None, token: str) -> bool:
+    """Constant-time comparison of the request's bearer token with SISU_ADMIN_TOKEN."""
+    scheme, _, given = (authorization or "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        given.strip().encode(), token.encode()
+    )

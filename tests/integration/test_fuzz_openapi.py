@@ -27,22 +27,37 @@ from schemathesis.core.result import Err, Ok
 from schemathesis.schemas import APIOperation
 
 from sisu_kodo.db.engine import create_engine
+from tests.fixtures.auth import bearer, make_key
 from tests.fixtures.processes import Stack
 from tests.fixtures.runs import ledger_counts
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
+# Fuzzed twice: with auth off (no key: fuzzing POST /keys must not switch auth on halfway),
+# and with auth on, every request carrying an admin key.
+AUTH: dict[str, str] = {}
+
+
+@pytest.fixture(scope="module", params=["auth-off", "admin-key"])
 def api_only(
-    databases: object, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest, databases: object, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Stack, sa.Engine]]:
     from tests.fixtures.postgres import TestDatabases
 
     assert isinstance(databases, TestDatabases)
-    stack = Stack(databases.create(), tmp_path_factory.mktemp("fuzz"))
-    stack.start_api()
+    keyed = request.param == "admin-key"
+    stack = Stack(
+        databases.create(),
+        tmp_path_factory.mktemp("fuzz"),
+        extra_env={"SISU_AUTH": "on" if keyed else "off"},
+    )
     engine = create_engine(stack.database_url, pool_size=1)
+    stack.start_api()
+    AUTH.clear()
+    if keyed:
+        with engine.begin() as conn:
+            AUTH.update(bearer(make_key(conn, "admin", tenants=("*",))))
     try:
         yield stack, engine
     finally:
@@ -73,7 +88,7 @@ def test_no_500_and_no_write_on_4xx(api_only: tuple[Stack, sa.Engine]) -> None:
         @FUZZ
         def check(case: schemathesis.Case[Any]) -> None:
             before = ledger_counts(engine)
-            response = case.call(base_url=stack.base_url, timeout=10)
+            response = case.call(base_url=stack.base_url, timeout=10, headers=AUTH)
             where = f"{case.method} {case.formatted_path}"
             _assert_answered_4xx_writes_nothing(
                 response.status_code, response.text, engine, before, where
@@ -147,6 +162,7 @@ def _send(stack: Stack, case: schemathesis.Case[Any], **overrides: Any) -> httpx
         "params": case.query or None,
         "headers": {
             **dict(case.headers or {}),
+            **AUTH,
             "content-type": "application/x-www-form-urlencoded",
         },
         "timeout": 30,
@@ -209,6 +225,7 @@ def test_huge_values_anywhere_never_500(api_only: tuple[Stack, sa.Engine]) -> No
             query = dict.fromkeys((param.name for param in case.operation.query), number) or None
             headers: dict[str, Any] = {
                 **dict(case.headers or {}),
+                **AUTH,
                 "content-type": "application/json",
                 "accept": "text/event-stream",
                 "last-event-id": number,
