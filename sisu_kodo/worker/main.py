@@ -23,6 +23,7 @@ from sisu_kodo.oc import create_planner
 from sisu_kodo.oc.health import await_opencode
 from sisu_kodo.sbx import create_provider
 from sisu_kodo.worker.admin import create_admin_app
+from sisu_kodo.worker.cancel_watch import CancelWatcher
 from sisu_kodo.worker.heartbeat import Heartbeat
 from sisu_kodo.worker.identity import ExecutorLease
 from sisu_kodo.worker.recovery import RecoverySweep
@@ -108,7 +109,8 @@ def _start_background(
     lease: ExecutorLease,
     stop: threading.Event,
 ) -> None:
-    """Heartbeat, recovery sweep and admin server, each stopped by `resources` on exit."""
+    """Heartbeat, recovery sweep, cancel watcher and admin server, each stopped by
+    `resources` on exit."""
     settings = rt.settings
     heartbeat = Heartbeat(
         rt.engine,
@@ -128,6 +130,9 @@ def _start_background(
     )
     sweep.start()
     resources.callback(sweep.stop)
+    watcher = CancelWatcher(rt, executor_id=executor_id)
+    watcher.start()
+    resources.callback(watcher.stop)
     admin = uvicorn.Server(
         uvicorn.Config(
             create_admin_app(rt, executor_id=executor_id),
