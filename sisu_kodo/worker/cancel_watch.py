@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import itertools
 import logging
-import threading
 
 from sisu_kodo.contracts.runs import StepId
 from sisu_kodo.contracts.sandbox import SandboxRequest
 from sisu_kodo.db import sandbox_attempts
 from sisu_kodo.db.sandbox_attempts import StartedAttempt
+from sisu_kodo.worker.periodic import Periodic
 from sisu_kodo.workflows import runtime
 from sisu_kodo.workflows.steps.attempts import collect_attempt
 
@@ -34,23 +34,13 @@ class CancelWatcher:
     ) -> None:
         self._rt = rt
         self._executor_id = executor_id
-        self._period = period
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="sisu-cancel-watch", daemon=True)
+        self._thread = Periodic("sisu-cancel-watch", self.check, period=period)
 
     def start(self) -> None:
         self._thread.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self._period):
-            try:
-                self.check()
-            except Exception:  # the next period tries again; a lost check costs a second
-                log.warning("cancel watch failed", exc_info=True)
+        self._thread.stop()
 
     def check(self) -> list[str]:
         """Stop the attempts of ended runs once; returns the runs it acted on."""

@@ -90,6 +90,17 @@ def started_attempts(engine: sa.Engine, run_id: str) -> int:
     return int(scalar(engine, "SELECT COUNT(*) FROM app.sbx_attempts WHERE run_id = :r", r=run_id))
 
 
+def wait_running(engine: sa.Engine, run_id: str, command: str) -> None:
+    """Until every task's command runs (seen in /proc) and is recorded as started."""
+    wait_for(
+        lambda: (
+            len(commands_running(command)) >= TASKS and started_attempts(engine, run_id) == TASKS
+        ),
+        timeout=60,
+        what="every command running and recorded as started",
+    )
+
+
 def account(engine: sa.Engine, run_id: str) -> sandbox_attempts.AttemptAccount:
     with engine.connect() as conn:
         return sandbox_attempts.account(conn, run_id=run_id)
@@ -128,14 +139,7 @@ def test_cancel_kills_live_commands_and_records_no_success(
     with SisuClient(stack.base_url) as client:
         gate = run_to_gate(client, goal=goal, steps=TASKS, concurrency=TASKS)
         client.approve_plan(gate.runId, "ops-lead")
-        wait_for(
-            lambda: (
-                len(commands_running(f"sleep {sleep}")) >= TASKS
-                and started_attempts(engine, gate.runId) == TASKS
-            ),
-            timeout=60,
-            what="every command running and recorded as started",
-        )
+        wait_running(engine, gate.runId, f"sleep {sleep}")
         canceled_at = time.monotonic()
         assert client.cancel(gate.runId).status is RunStatus.CANCELED
         wait_for(
@@ -178,14 +182,7 @@ def test_killed_worker_reattaches_and_each_command_runs_once(
     with SisuClient(stack.base_url) as client:
         gate = run_to_gate(client, goal=goal, steps=TASKS, concurrency=TASKS)
         client.approve_plan(gate.runId, "ops-lead")
-        wait_for(
-            lambda: (
-                len(commands_running(f"sleep {sleep}")) >= TASKS
-                and started_attempts(engine, gate.runId) == TASKS
-            ),
-            timeout=60,
-            what="every command running and recorded as started",
-        )
+        wait_running(engine, gate.runId, f"sleep {sleep}")
         worker.kill()
         assert len(commands_running(f"sleep {sleep}")) >= TASKS, "sandboxes outlive the worker"
         stack.start_worker("crash-worker")  # same executor id: DBOS recovers its workflows
