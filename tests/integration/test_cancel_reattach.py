@@ -30,6 +30,7 @@ from sisu_kodo.oc.prompts import plan_ask
 from tests.fixtures.processes import Stack, wait_for
 from tests.fixtures.runs import rows, run_to_gate, scalar, wait_status
 from tests.sbx.conftest import commands_running
+from tests.sbx.e2b_fake import GOOD_KEY, FakeE2B, serve_fake
 
 pytestmark = pytest.mark.integration
 
@@ -76,13 +77,16 @@ def marker() -> str:
 
 
 def live_local(make_stack: Callable[..., Stack], host: Path, **env: str) -> Stack:
+    """A stack on live sandboxes (local unless `env` says otherwise), planning by replay."""
     return make_stack(
-        SB_MODE="live",
-        SBX_PROVIDER="local",
-        SBX_LOCAL_WORK_ROOT=str(host / "work"),
-        OC_MODE="replay",
-        OC_FIXTURES_DIR=str(host / "fixtures"),
-        **env,
+        **{
+            "SB_MODE": "live",
+            "SBX_PROVIDER": "local",
+            "SBX_LOCAL_WORK_ROOT": str(host / "work"),
+            "OC_MODE": "replay",
+            "OC_FIXTURES_DIR": str(host / "fixtures"),
+            **env,
+        }
     )
 
 
@@ -165,9 +169,32 @@ def test_cancel_kills_live_commands_and_records_no_success(
     check_oracles(engine, gate.runId, expect_success=False)
 
 
+@pytest.fixture(scope="module")
+def e2b_fake() -> Iterator[tuple[FakeE2B, str]]:
+    with serve_fake() as served:
+        yield served
+
+
+def e2b_env(url: str) -> dict[str, str]:
+    return {
+        "SBX_PROVIDER": "e2b",
+        "E2B_API_KEY": GOOD_KEY,
+        "E2B_API_URL": url,
+        "E2B_SANDBOX_URL": url,
+        "E2B_HTTP_VERSION": "1.1",
+    }
+
+
+@pytest.mark.parametrize("provider", ["local", "e2b"])
 def test_killed_worker_reattaches_and_each_command_runs_once(
-    make_stack: Callable[..., Stack], host_dir: Path, engine_of: Callable[[Stack], sa.Engine]
+    make_stack: Callable[..., Stack],
+    host_dir: Path,
+    engine_of: Callable[[Stack], sa.Engine],
+    e2b_fake: tuple[FakeE2B, str],
+    provider: str,
 ) -> None:
+    """Local with process isolation, or the E2B fake (commands run on the host): each
+    command counts itself in a host folder."""
     sleep = marker().replace("40.", "12.")  # long enough to outlive the restart
     goal = f"survive a crash {sleep}"
     counts = host_dir / "counts"
@@ -175,7 +202,8 @@ def test_killed_worker_reattaches_and_each_command_runs_once(
         f"echo run >> {counts}/task-{n}; sleep {sleep}; echo done" for n in range(1, TASKS + 1)
     ]
     record_plan(host_dir / "fixtures", goal, commands)
-    stack = live_local(make_stack, host_dir, SBX_LOCAL_ISOLATION="process")
+    env = e2b_env(e2b_fake[1]) if provider == "e2b" else {"SBX_LOCAL_ISOLATION": "process"}
+    stack = live_local(make_stack, host_dir, **env)
     worker = stack.start_worker("crash-worker")
     stack.start_api()
     engine = engine_of(stack)
