@@ -229,6 +229,7 @@ def test_killed_worker_reattaches_and_each_command_runs_once(
     check_oracles(engine, gate.runId)
 
 
+@pytest.mark.timeout(1500)  # ten worker restarts, each waited for until healthy
 def test_ten_kills_mid_fan_out_execute_each_attempt_once(
     make_stack: Callable[..., Stack], tmp_path: Path
 ) -> None:
@@ -240,7 +241,7 @@ def test_ten_kills_mid_fan_out_execute_each_attempt_once(
         env={**fresh.env(), "COLUMNS": "250"},
         capture_output=True,
         text=True,
-        timeout=900,
+        timeout=1400,
     )
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-3000:]
     assert done.stdout.count("SIGKILL worker") == 10 and "FAIL" not in done.stdout
