@@ -79,6 +79,20 @@ def record_started(
     )
 
 
+def mark_recorded(
+    conn: sa.Connection, *, run_id: str, step_id: str, task_key: str, attempt: int
+) -> None:
+    """Note, with the outcome's own write, that the attempt no longer waits for one."""
+    conn.execute(
+        sa.text(
+            "UPDATE app.sbx_attempts SET outcome_at = clock_timestamp() WHERE run_id = :run_id"
+            " AND step_id = :step_id AND task_key = :task_key AND attempt = :attempt"
+            " AND outcome_at IS NULL"
+        ),
+        {"run_id": run_id, "step_id": step_id, "task_key": task_key, "attempt": attempt},
+    )
+
+
 def adopt(
     conn: sa.Connection, *, run_id: str, step_id: str, task_key: str, attempt: int, executor_id: str
 ) -> None:
@@ -152,7 +166,8 @@ def unrecorded_in_ended_runs(
     rows = conn.execute(
         sa.text(
             f"SELECT {_COLUMNS} FROM app.sbx_attempts a JOIN app.runs ON runs.id = a.run_id"
-            " WHERE a.executor_id = :executor_id AND a.step_id = :step_id"
+            " WHERE a.executor_id = :executor_id AND a.outcome_at IS NULL"
+            " AND a.step_id = :step_id"
             f" AND runs.status = ANY(:ended) AND {_UNRECORDED}"
             " ORDER BY a.run_id, a.task_key, a.attempt"
         ),

@@ -261,6 +261,13 @@ def _record_outcome(
         )
     # An attempt whose start failed has no started row yet: one row per outcome.
     _record_started(conn, request, result.sandboxRef, result.provider, attempt_offset, executor_id)
+    sandbox_attempts.mark_recorded(
+        conn,
+        run_id=run_id,
+        step_id=StepId.EXECUTE,
+        task_key=request.taskKey,
+        attempt=request.attempt,
+    )
     recorded = sandbox_runs.record_attempt(
         conn,
         run_id=run_id,

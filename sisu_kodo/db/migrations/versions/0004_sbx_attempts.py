@@ -29,18 +29,26 @@ CREATE TABLE app.sbx_attempts (
     executor_id    text NOT NULL,
     request        jsonb NOT NULL,
     started_at     timestamptz NOT NULL DEFAULT clock_timestamp(),
+    outcome_at     timestamptz,
     PRIMARY KEY (run_id, step_id, task_key, attempt)
 );
-CREATE INDEX sbx_attempts_executor_idx ON app.sbx_attempts (executor_id);
+-- The cancel watchers' once-a-second query reads only attempts still waiting for an
+-- outcome, however long the history grows.
+CREATE INDEX sbx_attempts_waiting_idx ON app.sbx_attempts (executor_id)
+    WHERE outcome_at IS NULL;
 -- Attempts recorded before this table existed were started too: one row each, so every
 -- outcome has its started attempt (the oracle's one-to-one holds for old runs).
 INSERT INTO app.sbx_attempts (run_id, step_id, task_key, attempt, attempt_offset,
-                              sandbox_ref, provider, executor_id, request, started_at)
+                              sandbox_ref, provider, executor_id, request, started_at,
+                              outcome_at)
 SELECT run_id, step_id, task_key, attempt, attempt_offset,
-       COALESCE(response->>'sandboxRef', 'unknown'), provider, 'unknown', request, created_at
+       COALESCE(response->>'sandboxRef', 'unknown'), provider, 'unknown', request, created_at,
+       created_at
 FROM app.sbx_runs;
 COMMENT ON TABLE app.sbx_attempts IS
     'sandbox attempts started; each gets exactly one outcome row in app.sbx_runs';
+COMMENT ON COLUMN app.sbx_attempts.outcome_at IS
+    'when the outcome (app.sbx_runs row) was recorded, in the same transaction';
 COMMENT ON COLUMN app.sbx_attempts.executor_id IS
     'the worker waiting for the attempt: the one that started it, or that re-attached';
 """
