@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
@@ -18,9 +19,10 @@ from sisu_kodo.cli.settings import settings_of
 from sisu_kodo.cli.stack import Child, free_port, spawn_role, terminate, wait_healthy
 from sisu_kodo.client import SisuClient
 from sisu_kodo.contracts.runs import RunStatus
-from sisu_kodo.db import oracles
+from sisu_kodo.db import oracles, sandbox_attempts
 from sisu_kodo.db.databases import open_databases
 from sisu_kodo.deadlines import wait_until
+from sisu_kodo.sbx.journal import ExecutionJournal
 
 CHAOS_EXECUTOR = "chaos-worker"
 
@@ -33,9 +35,14 @@ def chaos(
     task_ms: Annotated[int, typer.Option(min=50, help="Mock work per task, ms.")] = 400,
     timeout: Annotated[float, typer.Option(help="Seconds per round.")] = 180,
 ) -> None:
-    """Each round: run slow tasks, SIGKILL the worker mid fan-out, restart it, check oracles."""
+    """Each round: run slow tasks, SIGKILL the worker mid fan-out, restart it, check oracles.
+
+    With SBX_MOCK_JOURNAL_DIR set, each round also compares the executions the mock's
+    journal saw with the attempts the ledger recorded: a hidden re-execution shows there.
+    """
     all_passed = True
     with open_databases(settings_of(ctx)) as databases:
+        journal_dir = databases.settings.sandboxes.mock_journal_dir
         engine = databases.engine(pool_size=2)
         databases.prepare(engine)
         drill = Drill(
@@ -55,6 +62,8 @@ def chaos(
                     )
                     with engine.connect() as conn:
                         results = oracles.check_run(conn, run_id=run_id)
+                        if journal_dir is not None:
+                            results.append(journal_check(conn, journal_dir, run_id))
                     all_passed &= print_checks(
                         f"round {number}: run {run_id}",
                         ((r.name, r.passed, r.detail) for r in results),
@@ -63,6 +72,24 @@ def chaos(
             drill.stop()
     console.print("[green]all rounds passed[/green]" if all_passed else "[red]oracle failure[/red]")
     raise typer.Exit(0 if all_passed else 1)
+
+
+def journal_check(conn: sa.Connection, journal_dir: Path, run_id: str) -> oracles.OracleResult:
+    """Executions counted from inside the (mock) sandbox against the ledger's attempts:
+    each attempt executed once, and every execution recorded as an attempt."""
+    started = Counter(
+        entry["ref"]
+        for entry in ExecutionJournal(journal_dir).entries()
+        if entry["runId"] == run_id and entry["event"] == "started"
+    )
+    twice = sum(1 for n in started.values() if n > 1)
+    count = sandbox_attempts.account(conn, run_id=run_id)
+    return oracles.OracleResult(
+        "sandbox executions = recorded attempts (mock journal)",
+        twice == 0 and len(started) == count.started == count.recorded,
+        f"{sum(started.values())} execution(s) in the journal, {count.started} attempt(s)"
+        f" started, {count.recorded} recorded, {twice} executed twice",
+    )
 
 
 @dataclass

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from sisu_kodo.db import executions, runs
+from sisu_kodo.db import executions, runs, sandbox_attempts
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,7 @@ def check_run(
         _sbx_repeats_are_attempts(conn),
         _artifact_hashes(conn, run_id),
         _metrics_recorded(conn, run_id),
+        _attempts_accounted(conn, run_id, ended=run.status.terminal),
         _partitioned(conn, run_id, run.queue_partition_key, schema),
     ]
     if expect_success:
@@ -106,6 +107,21 @@ def _metrics_recorded(conn: sa.Connection, run_id: str) -> OracleResult:
         "every attempt has errCode, wallMs and sandboxRef",
         missing == 0,
         f"{total} attempt(s), {missing} incomplete",
+    )
+
+
+def _attempts_accounted(conn: sa.Connection, run_id: str, *, ended: bool) -> OracleResult:
+    # Every attempt started (sbx_attempts) has exactly one outcome (sbx_runs), and no
+    # attempt number repeats: a task's attempts are numbered 1..n, each once. While the
+    # run goes on, attempts without an outcome yet are in flight.
+    count = sandbox_attempts.account(conn, run_id=run_id)
+    in_flight = count.unrecorded if not ended else 0
+    return OracleResult(
+        "every started attempt has one outcome, no attempt number repeats",
+        count.unstarted == 0 and count.misnumbered == 0 and count.unrecorded == in_flight,
+        f"{count.started} started, {count.recorded} recorded, {in_flight} in flight,"
+        f" {count.unrecorded - in_flight} without an outcome, {count.unstarted} never started,"
+        f" {count.misnumbered} task(s) misnumbered",
     )
 
 

@@ -23,6 +23,7 @@ from sisu_kodo.oc import create_planner
 from sisu_kodo.oc.health import await_opencode
 from sisu_kodo.sbx import create_provider
 from sisu_kodo.worker.admin import create_admin_app
+from sisu_kodo.worker.cancel_watch import CancelWatcher
 from sisu_kodo.worker.heartbeat import Heartbeat
 from sisu_kodo.worker.identity import ExecutorLease
 from sisu_kodo.worker.recovery import RecoverySweep, RunWatchdog
@@ -109,7 +110,7 @@ def _start_background(
     lease: ExecutorLease,
     stop: threading.Event,
 ) -> None:
-    """Heartbeat, recovery sweep, task listener and admin server, each stopped by
+    """Heartbeat, recovery sweep, task listener, cancel watcher and admin server, each stopped by
     `resources` on exit."""
     settings = rt.settings
     heartbeat = Heartbeat(
@@ -139,6 +140,9 @@ def _start_background(
     listener = TaskListener(libpq_url(rt.engine), rt.wakeups)
     listener.start()
     resources.callback(listener.stop)
+    watcher = CancelWatcher(rt, executor_id=executor_id)
+    watcher.start()
+    resources.callback(watcher.stop)
     admin = uvicorn.Server(
         uvicorn.Config(
             create_admin_app(rt, executor_id=executor_id),

@@ -7,7 +7,11 @@ Steps reach the database, the planner and the sandbox provider only through
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
@@ -17,6 +21,34 @@ from sisu_kodo.config import Settings
 from sisu_kodo.oc.port import Planner
 from sisu_kodo.sbx.port import SandboxProvider
 from sisu_kodo.workflows.wakeups import TaskWakeups
+
+
+class TaskSteps:
+    """(runId, taskKey) of the task steps running in this process.
+
+    The cancel watcher stops the attempts of an ended run; it collects and records
+    itself only those no step here waits for (left by a worker that died).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running: Counter[tuple[str, str]] = Counter()
+
+    @contextmanager
+    def running(self, run_id: str, task_key: str) -> Iterator[None]:
+        with self._lock:
+            self._running[(run_id, task_key)] += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._running[(run_id, task_key)] -= 1
+                if not self._running[(run_id, task_key)]:
+                    del self._running[(run_id, task_key)]
+
+    def __contains__(self, key: tuple[str, str]) -> bool:
+        with self._lock:
+            return key in self._running
 
 
 @dataclass(frozen=True)
@@ -30,6 +62,7 @@ class Runtime:
     sandbox: SandboxProvider
     # Set by the worker's task listener; fan-outs waiting on their tasks sleep on it.
     wakeups: TaskWakeups = field(default_factory=TaskWakeups)
+    task_steps: TaskSteps = field(default_factory=TaskSteps)
 
 
 log = logging.getLogger(__name__)

@@ -33,7 +33,7 @@ def test_oracle_passes_for_a_succeeded_run(client: SisuClient, stack: Stack) -> 
     run = run_to_end(client, steps=3)
     done = sisu("oracle", run.runId, env=stack.env())
     assert done.returncode == 0, done.stdout + done.stderr
-    assert done.stdout.count("PASS") == 7 and "FAIL" not in done.stdout
+    assert done.stdout.count("PASS") == 8 and "FAIL" not in done.stdout
 
 
 def test_oracle_fails_for_a_failed_run(client: SisuClient, stack: Stack) -> None:

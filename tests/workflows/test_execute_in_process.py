@@ -1,4 +1,5 @@
-"""The execute side in one process: a real DBOS worker on a fresh PostgreSQL database.
+"""The execute side in one process: a real DBOS worker on a fresh PostgreSQL database
+(fan-out window, aggregation, retry rounds, and cancel through the cancel watcher).
 
 The fan-out window is checked against what DBOS recorded: the execute workflow's
 `enqueue_tasks` and `await_tasks` checkpoints say which task workflows were in flight
@@ -14,13 +15,20 @@ import pytest
 import sqlalchemy as sa
 from dbos import DBOS
 
-from sisu_kodo.contracts.runs import ExecuteOutput, RunStatus
+from sisu_kodo.api import service
+from sisu_kodo.contracts.intents import IntentCreate
+from sisu_kodo.contracts.runs import ExecuteOutput, RunStart, RunStatus, Workload
+from sisu_kodo.db import oracles, sandbox_attempts
+from sisu_kodo.worker.cancel_watch import CancelWatcher
+from sisu_kodo.workflows import runtime
 from sisu_kodo.workflows.names import execute_workflow_id
-from tests.fixtures.in_process import InProcessWorker
+from tests.fixtures.in_process import EXECUTOR_ID, InProcessWorker
 from tests.fixtures.postgres import TestDatabases
-from tests.fixtures.runs import scalar
+from tests.fixtures.processes import wait_for
+from tests.fixtures.runs import rows, scalar
 
 CONCURRENCY = 3
+CANCEL_TASKS = 3
 
 
 @pytest.fixture(scope="module")
@@ -150,3 +158,61 @@ def test_a_retried_round_records_its_attempt_offset(worker: InProcessWorker) -> 
         ).all()
     # Round one: both tasks at attempt 1; round two re-runs only the failed one.
     assert [tuple(row) for row in attempts] == [(1, 0, False), (1, 0, False), (2, 1, False)]
+
+
+# Cancel: the cancel watcher stops in-flight attempts of a canceled run, each started
+# attempt gets one CANCELED outcome, and nothing succeeds after it.
+
+
+def start_long_run(worker: InProcessWorker) -> str:
+    """A run of CANCEL_TASKS mock tasks that would each take five minutes."""
+    with worker.gateway.unit_of_work(worker.engine) as unit:
+        intent_id = service.create_intent(
+            unit.conn, IntentCreate(goal="long work", constraints={"mockLatencyMs": 300_000})
+        )
+        started = service.start_run(
+            unit,
+            intent_id=intent_id,
+            body=RunStart(
+                queuePartitionKey="tenant-cancel",
+                workload=Workload(concurrency=CANCEL_TASKS, steps=CANCEL_TASKS),
+            ),
+            app_version=worker.settings.topology.app_version,
+        )
+    return started.runId
+
+
+def account(engine: sa.Engine, run_id: str) -> sandbox_attempts.AttemptAccount:
+    with engine.connect() as conn:
+        return sandbox_attempts.account(conn, run_id=run_id)
+
+
+def test_watcher_cancels_attempts_in_flight(worker: InProcessWorker) -> None:
+    run_id = start_long_run(worker)
+    worker.wait_status(run_id, RunStatus.WAITING_INPUT)
+    worker.approve(run_id)
+    wait_for(
+        lambda: account(worker.engine, run_id).started == CANCEL_TASKS, what="attempts started"
+    )
+    watcher = CancelWatcher(runtime.current(), executor_id=EXECUTOR_ID)
+    assert watcher.check() == [], "a running run is left alone"
+    with worker.gateway.unit_of_work(worker.engine) as unit:
+        service.cancel_run(unit, run_id=run_id)
+    assert watcher.check() == [run_id]
+    wait_for(lambda: account(worker.engine, run_id).unrecorded == 0, what="every outcome")
+    outcomes = rows(
+        worker.engine,
+        "SELECT err_code, response->>'errMessage' FROM app.sbx_runs WHERE run_id = :r",
+        r=run_id,
+    )
+    assert outcomes == [("CANCELED", "mock: run canceled")] * CANCEL_TASKS, "killed, not finished"
+    assert watcher.check() == [], "nothing left to stop"
+    receipts = scalar(
+        worker.engine, "SELECT COUNT(*) FROM app.mock_receipts WHERE run_id = :r", r=run_id
+    )
+    assert receipts == 0
+    with worker.engine.connect() as conn:
+        failed = [
+            r for r in oracles.check_run(conn, run_id=run_id, expect_success=False) if not r.passed
+        ]
+    assert not failed

@@ -1,9 +1,11 @@
-"""One task's sandbox attempts: call the sandbox port, record each attempt and its artifacts."""
+"""One task's sandbox attempts: claim the next from the ledger, start it and record it as
+started, wait for it, record its outcome and artifacts."""
 
 from __future__ import annotations
 
 import base64
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -13,7 +15,7 @@ from sisu_kodo.canonical import canonical_json
 from sisu_kodo.contracts.artifacts import artifact_uri
 from sisu_kodo.contracts.runs import StepId
 from sisu_kodo.contracts.sandbox import ErrCode, SandboxRequest, SandboxResult
-from sisu_kodo.db import artifacts, sandbox_runs, task_notices
+from sisu_kodo.db import artifacts, runs, sandbox_attempts, sandbox_runs, task_notices
 from sisu_kodo.db.engine import reconnecting
 from sisu_kodo.errors import AppError
 from sisu_kodo.sbx.failures import failure_result, normalise
@@ -25,10 +27,21 @@ class RetryableSandboxFailure(AppError):
     """Raised inside the task step so DBOS retries an infrastructure failure."""
 
 
+@dataclass(frozen=True)
+class _Claim:
+    """What the ledger says a task step does next: run attempt `attempt` (start it, or
+    re-attach to `sandbox_ref` when it already started), or nothing (`outcome`)."""
+
+    attempt: int
+    sandbox_ref: str | None = None
+    outcome: TaskOutcome | None = None
+
+
 def run_sandbox_task(run_id: str, task: TaskRun) -> TaskOutcome:
     """Run one task through the sandbox port, retrying infrastructure failures.
 
-    Each attempt records itself (its `sbx_runs` row and its artifacts) before the step
+    Each attempt is recorded as started (`sbx_attempts`) before its command is waited
+    for, and records its outcome (its `sbx_runs` row and its artifacts) before the step
     returns; a receipt for a succeeded task is committed later, exactly once, by the
     parent (`record_receipts`).
     """
@@ -48,32 +61,32 @@ def run_sandbox_task(run_id: str, task: TaskRun) -> TaskOutcome:
 
 
 def _run_sandbox_attempt(run_id: str, task: TaskRun) -> TaskOutcome:
+    """One try of the step: the ledger, not DBOS's retry counter (which starts again at 0
+    after a crash), says which attempt this is and whether it already started."""
     rt = runtime.current()
     spec = task.spec
-    status = DBOS.step_status
-    round_attempt = (status.current_attempt or 0) + 1 if status else 1
-    request = SandboxRequest(
-        runId=run_id,
-        taskKey=spec.taskKey,
-        attempt=task.attempt_offset + round_attempt,
-        command=spec.command,
-        env=spec.env,
-        timeoutMs=spec.timeoutMs,
-        labels=spec.labels,
-    )
-    started = time.monotonic()
-    try:
-        result = normalise(rt.sandbox.run(request))
-    except Exception as exc:  # a provider bug or outage must become an errCode, never success
-        result = failure_result(
-            request,
-            rt.sandbox.name,
-            exc,
-            started,
-            output_cap=rt.settings.sandboxes.artifact_max_bytes,
+    max_attempts = rt.settings.queues.task_max_attempts
+    with rt.task_steps.running(run_id, spec.taskKey):
+        claim = _claim_reconnecting(rt.engine, run_id, task, max_attempts)
+        if claim.outcome is not None:
+            return claim.outcome
+        request = SandboxRequest(
+            runId=run_id,
+            taskKey=spec.taskKey,
+            attempt=claim.attempt,
+            command=spec.command,
+            env=spec.env,
+            timeoutMs=spec.timeoutMs,
+            labels=spec.labels,
         )
-    code = _record_attempt_reconnecting(rt.engine, run_id, request, result, task.attempt_offset)
-    if code.retryable and round_attempt < rt.settings.queues.task_max_attempts:
+        if claim.sandbox_ref is not None:
+            _adopt_reconnecting(rt.engine, request)
+        started = claim.sandbox_ref or _start(rt, request, task.attempt_offset)
+        if isinstance(started, SandboxResult):  # the provider could not start it
+            code = record_outcome(rt.engine, request, started, task.attempt_offset)
+        else:
+            code = collect_attempt(rt, request, started, attempt_offset=task.attempt_offset)
+    if code.retryable and claim.attempt - task.attempt_offset < max_attempts and _tries_left():
         raise RetryableSandboxFailure(
             f"task {spec.name} attempt {request.attempt}: {code.value}",
             {"taskKey": spec.taskKey, "errCode": code.value},
@@ -81,30 +94,180 @@ def _run_sandbox_attempt(run_id: str, task: TaskRun) -> TaskOutcome:
     return TaskOutcome(task_key=spec.taskKey, attempt=request.attempt, err_code=code)
 
 
+def _tries_left() -> bool:
+    """Whether DBOS will call the step again if it raises. It always will while the
+    ledger has attempts left (each try uses a new number, but a first try after a crash
+    may re-attach to one); this only guards against a failed step instead of a result."""
+    status = DBOS.step_status
+    if status is None or status.max_attempts is None:
+        return False
+    return (status.current_attempt or 0) + 1 < status.max_attempts
+
+
 @reconnecting
-def _record_attempt_reconnecting(
-    engine: sa.Engine,
-    run_id: str,
-    request: SandboxRequest,
-    result: SandboxResult,
-    attempt_offset: int,
-) -> ErrCode:
+def _claim_reconnecting(engine: sa.Engine, run_id: str, task: TaskRun, max_attempts: int) -> _Claim:
     with engine.begin() as conn:
-        return _record_attempt(conn, run_id, request, result, attempt_offset)
+        return _claim(conn, run_id, task, max_attempts)
 
 
-def _record_attempt(
+def _claim(conn: sa.Connection, run_id: str, task: TaskRun, max_attempts: int) -> _Claim:
+    key, offset = task.spec.taskKey, task.attempt_offset
+    pending = sandbox_attempts.unrecorded_attempt(
+        conn, run_id=run_id, step_id=StepId.EXECUTE, task_key=key, after=offset
+    )
+    if pending is not None:  # started by a try (of a worker) that died: re-attach
+        return _Claim(pending.attempt, sandbox_ref=pending.sandbox_ref)
+    latest = sandbox_runs.latest_attempts(
+        conn, run_id=run_id, step_id=StepId.EXECUTE, task_keys=[key]
+    ).get(key)
+    if latest is not None and latest.attempt > offset:
+        code = ErrCode(latest.err_code)
+        if not code.retryable or latest.round_attempt >= max_attempts:
+            # Recorded before a crash hid it from DBOS: never run a finished task again.
+            outcome = TaskOutcome(task_key=key, attempt=latest.attempt, err_code=code)
+            return _Claim(latest.attempt, outcome=outcome)
+    last = max(
+        offset,
+        sandbox_attempts.last_attempt_number(
+            conn, run_id=run_id, step_id=StepId.EXECUTE, task_key=key
+        ),
+    )
+    if runs.require_run(conn, run_id=run_id).status.terminal:  # it ended: start nothing
+        canceled = TaskOutcome(task_key=key, attempt=last, err_code=ErrCode.CANCELED)
+        return _Claim(last, outcome=canceled)
+    return _Claim(last + 1)
+
+
+def _start(
+    rt: runtime.Runtime, request: SandboxRequest, attempt_offset: int
+) -> str | SandboxResult:
+    """Start the attempt and record it as started: its ref, or the failure as its result."""
+    began = time.monotonic()
+    try:
+        ref = rt.sandbox.start(request)
+    except Exception as exc:  # a provider bug or outage must become an errCode, never success
+        cap = rt.settings.sandboxes.artifact_max_bytes
+        return failure_result(request, rt.sandbox.name, exc, began, output_cap=cap)
+    _record_started_reconnecting(rt.engine, request, ref, rt.sandbox.name, attempt_offset)
+    return ref
+
+
+@reconnecting
+def _record_started_reconnecting(
+    engine: sa.Engine, request: SandboxRequest, ref: str, provider: str, attempt_offset: int
+) -> None:
+    with engine.begin() as conn:
+        _record_started(conn, request, ref, provider, attempt_offset, DBOS.executor_id)
+
+
+def _record_started(
     conn: sa.Connection,
-    run_id: str,
+    request: SandboxRequest,
+    ref: str,
+    provider: str,
+    attempt_offset: int,
+    executor_id: str,
+) -> None:
+    sandbox_attempts.record_started(
+        conn,
+        run_id=request.runId,
+        step_id=StepId.EXECUTE,
+        task_key=request.taskKey,
+        attempt=request.attempt,
+        attempt_offset=attempt_offset,
+        sandbox_ref=ref,
+        provider=provider,
+        executor_id=executor_id,
+        request=request.model_dump(),
+    )
+
+
+@reconnecting
+def _adopt_reconnecting(engine: sa.Engine, request: SandboxRequest) -> None:
+    with engine.begin() as conn:
+        sandbox_attempts.adopt(
+            conn,
+            run_id=request.runId,
+            step_id=StepId.EXECUTE,
+            task_key=request.taskKey,
+            attempt=request.attempt,
+            executor_id=DBOS.executor_id,
+        )
+
+
+def collect_attempt(
+    rt: runtime.Runtime,
+    request: SandboxRequest,
+    ref: str,
+    *,
+    attempt_offset: int,
+    executor_id: str | None = None,
+) -> ErrCode:
+    """Wait for a started attempt and record its outcome; returns the errCode the ledger
+    holds for it.
+
+    A re-attach waits on the recorded ref rather than calling `start` again: an attempt
+    collected just before a crash has left no trace in the provider, and a second start
+    would run it again; a wait finds nothing and answers LOST.
+    """
+    began = time.monotonic()
+    try:
+        result = normalise(rt.sandbox.wait(request, ref))
+    except Exception as exc:  # a provider bug or outage must become an errCode, never success
+        cap = rt.settings.sandboxes.artifact_max_bytes
+        result = failure_result(request, rt.sandbox.name, exc, began, output_cap=cap)
+    return record_outcome(rt.engine, request, result, attempt_offset, executor_id)
+
+
+@reconnecting
+def record_outcome(
+    engine: sa.Engine,
     request: SandboxRequest,
     result: SandboxResult,
     attempt_offset: int,
+    executor_id: str | None = None,
 ) -> ErrCode:
-    """Record one attempt and its artifacts; returns the errCode the ledger holds for it.
+    """Record an attempt's outcome (see `_record_outcome`) in its own transaction."""
+    with engine.begin() as conn:
+        return _record_outcome(
+            conn, request, result, attempt_offset, executor_id or DBOS.executor_id
+        )
 
-    A step can run again after a crash; the attempt's first recorded execution wins and a
-    re-run's result (say, different stdout) is dropped, so ledger and artifacts agree.
+
+def _record_outcome(
+    conn: sa.Connection,
+    request: SandboxRequest,
+    result: SandboxResult,
+    attempt_offset: int,
+    executor_id: str,
+) -> ErrCode:
+    """Record one attempt's outcome and its artifacts; returns the errCode the ledger holds.
+
+    A run that ended (canceled, or failed for any reason) while the attempt ran gets no
+    success from it: the outcome is recorded CANCELED, and so earns no receipt. The run
+    row is read FOR SHARE, so a cancel commits either before this check or after the
+    outcome. A step can run again after a crash; the attempt's first recorded outcome
+    wins and a later one (say, different stdout) is dropped, so ledger and artifacts agree.
     """
+    run_id = request.runId
+    status = sandbox_attempts.lock_run_status(conn, run_id=run_id)
+    if status.terminal and result.errCode is not ErrCode.CANCELED:
+        result = result.model_copy(
+            update={
+                "errCode": ErrCode.CANCELED,
+                "errMessage": f"run {status.value} before the attempt's outcome"
+                f" ({result.errCode.value}) was recorded; outcome discarded",
+            }
+        )
+    # An attempt whose start failed has no started row yet: one row per outcome.
+    _record_started(conn, request, result.sandboxRef, result.provider, attempt_offset, executor_id)
+    sandbox_attempts.mark_recorded(
+        conn,
+        run_id=run_id,
+        step_id=StepId.EXECUTE,
+        task_key=request.taskKey,
+        attempt=request.attempt,
+    )
     recorded = sandbox_runs.record_attempt(
         conn,
         run_id=run_id,

@@ -6,13 +6,13 @@ loading the whole list. Runs decided before this revision are filled from their
 task-list artifacts.
 
 Revision ID: 0005
-Revises: 0003
+Revises: 0004
 """
 
 from alembic import op
 
 revision = "0005"
-down_revision = "0003"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 

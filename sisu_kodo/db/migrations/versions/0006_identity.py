@@ -5,13 +5,13 @@ remembers the key that opened (or closed) it. The audit log is append-only: the
 database itself refuses UPDATE, DELETE and TRUNCATE on it.
 
 Revision ID: 0006
-Revises: 0003
+Revises: 0005
 """
 
 from alembic import op
 
 revision = "0006"
-down_revision = "0003"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
