@@ -109,7 +109,7 @@ def test_the_migration_fills_the_rows_of_runs_decided_before_it(databases: TestD
         with engine.connect() as conn:
             config = migrate._config()
             config.attributes["connection"] = conn
-            command.upgrade(config, "0003")
+            command.upgrade(config, "0005")  # the revision before run_tasks
             recipes.seed(conn)
             conn.commit()
         run_id = started_run(engine)

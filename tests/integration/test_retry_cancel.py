@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 import sqlalchemy as sa
 
@@ -104,10 +102,22 @@ def test_cancel_stops_the_run_and_its_tasks(client: SisuClient, db: sa.Engine) -
     canceled = client.cancel(run.runId)
     assert canceled.status is RunStatus.CANCELED
     assert client.get_run(run.runId).status is RunStatus.CANCELED
-    time.sleep(1.5)  # in-flight attempts may finish their current call, then nothing more
+    # Settled: no task workflow of the run can still run, and every started attempt has
+    # its outcome; from then on nothing can write another attempt.
+    wait_for(
+        lambda: scalar(db, _LIVE_TASKS_OR_OPEN_ATTEMPTS, r=run.runId) == 0,
+        timeout=30,
+        what="the run's task workflows to stop and their attempts to be recorded",
+    )
     settled = scalar(db, "SELECT COUNT(*) FROM app.sbx_runs WHERE run_id = :r", r=run.runId)
-    time.sleep(1.5)
-    assert scalar(db, "SELECT COUNT(*) FROM app.sbx_runs WHERE run_id = :r", r=run.runId) == settled
+    succeeded_after_cancel = scalar(
+        db,
+        "SELECT COUNT(*) FROM app.sbx_runs s JOIN app.run_events e ON e.run_id = s.run_id"
+        " WHERE s.run_id = :r AND e.type = 'run.canceled' AND s.err_code = 'NONE'"
+        " AND s.created_at > e.at",
+        r=run.runId,
+    )
+    assert succeeded_after_cancel == 0
     assert settled < 12
     statuses = dict(
         rows(
@@ -123,3 +133,11 @@ def test_cancel_stops_the_run_and_its_tasks(client: SisuClient, db: sa.Engine) -
         client.cancel(run.runId)
     with pytest.raises(IllegalStateError):
         client.retry(run.runId)
+
+
+_LIVE_TASKS_OR_OPEN_ATTEMPTS = """
+SELECT (SELECT COUNT(*) FROM dbos.workflow_status
+        WHERE workflow_uuid IN (SELECT 'task-' || task_key FROM app.run_tasks WHERE run_id = :r)
+          AND status IN ('ENQUEUED', 'PENDING', 'DELAYED'))
+     + (SELECT COUNT(*) FROM app.sbx_attempts WHERE run_id = :r AND outcome_at IS NULL)
+"""

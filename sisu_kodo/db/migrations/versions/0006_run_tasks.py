@@ -5,14 +5,14 @@ running fan-out's RunView page its tasks and count them by status in SQL instead
 loading the whole list. Runs decided before this revision are filled from their
 task-list artifacts.
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 """
 
 from alembic import op
 
-revision = "0005"
-down_revision = "0004"
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 

@@ -4,14 +4,14 @@ Intents and runs remember who created and started them; the gate's decision row
 remembers the key that opened (or closed) it. The audit log is append-only: the
 database itself refuses UPDATE, DELETE and TRUNCATE on it.
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0005
+Revises: 0004
 """
 
 from alembic import op
 
-revision = "0006"
-down_revision = "0005"
+revision = "0005"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
