@@ -97,10 +97,14 @@ class RecoverySweep:
 
     def _take_over(self, dead: str) -> int:
         pending = recovery.pending_workflows(self._client, app_name=APP_NAME, executor_id=dead)
-        for workflow_id, queue_name in pending:
-            DBOS.resume_workflow(workflow_id, queue_name=queue_name)
-        with self._engine.begin() as conn:
-            workers.deregister(conn, executor_id=dead)
+        try:
+            for workflow_id, queue_name in pending:
+                DBOS.resume_workflow(workflow_id, queue_name=queue_name)
+        finally:
+            # We hold the dead executor's lease, so it is dead whatever a resume said: a
+            # resume that raised (its workflow ended meanwhile) must not leave its row behind.
+            with self._engine.begin() as conn:
+                workers.deregister(conn, executor_id=dead)
         if pending:
             log.warning(
                 "executor %s is dead; %s took over %d workflow(s)",

@@ -43,9 +43,12 @@ def test_survivor_takes_over_a_dead_workers_workflows(make_stack: Callable[..., 
                 timeout=30,
                 what="worker-b to own running workflows",
             )
-            stack.start_worker("worker-a")  # the survivor
+            # Kill first, then start the survivor: a survivor started first could take its
+            # time booting while worker-b finishes the whole run, leaving nothing to take.
             doomed.kill()
             killed_at = time.monotonic()
+            assert scalar(engine, owned_by_b), "worker-b died owning running workflows"
+            stack.start_worker("worker-a")  # the survivor
             wait_for(
                 lambda: scalar(engine, owned_by_b) == 0,
                 timeout=30,
