@@ -18,7 +18,6 @@ failed with REPAIR, so that a retry can take it on (see `db/stuck_runs.py`).
 from __future__ import annotations
 
 import logging
-import threading
 
 import sqlalchemy as sa
 from dbos import DBOS, DBOSClient, WorkflowStatus
@@ -27,6 +26,7 @@ from sisu_kodo.config import APP_NAME
 from sisu_kodo.contracts.runs import NextAction, RunStatus
 from sisu_kodo.db import recovery, runs, stuck_runs, workers
 from sisu_kodo.worker.identity import ExecutorLease
+from sisu_kodo.worker.periodic import Periodic
 
 log = logging.getLogger(__name__)
 
@@ -43,33 +43,20 @@ class RecoverySweep:
         watchdog: RunWatchdog | None = None,
     ) -> None:
         self._heartbeat_ttl = heartbeat_ttl
-        self._watchdog = watchdog
         self._engine = engine
         self._client = client
         self._executor_id = executor_id
-        self._period = period
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="sisu-recovery", daemon=True)
+        self._duties = [Periodic("sisu-recovery", self.sweep_once, period=period)]
+        if watchdog is not None:
+            self._duties.append(Periodic("sisu-watchdog", watchdog.sweep_once, period=period))
 
     def start(self) -> None:
-        self._thread.start()
+        for duty in self._duties:
+            duty.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self._period):
-            try:
-                self.sweep_once()
-            except Exception:  # the next sweep retries; a worker must not die of this
-                log.warning("recovery sweep failed", exc_info=True)
-            if self._watchdog is None:
-                continue
-            try:
-                self._watchdog.sweep_once()
-            except Exception:  # likewise: the next sweep looks again
-                log.warning("run watchdog failed", exc_info=True)
+        for duty in self._duties:
+            duty.stop()
 
     def sweep_once(self) -> int:
         """Take over every dead executor's PENDING workflows; returns how many."""
