@@ -246,3 +246,74 @@ def test_ten_kills_mid_fan_out_execute_each_attempt_once(
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-3000:]
     assert done.stdout.count("SIGKILL worker") == 10 and "FAIL" not in done.stdout
     assert done.stdout.count("sandbox executions = recorded attempts") == 10
+
+
+LIVE_KILLS = 10
+LIVE_TASKS = 40  # a kill after every three attempts started: the tenth leaves work to do
+LIVE_CONCURRENCY = 3
+
+
+@pytest.mark.timeout(1500)  # ten worker restarts, each waited for until healthy
+def test_ten_kills_mid_fan_out_on_live_local_execute_each_attempt_once(
+    make_stack: Callable[..., Stack], host_dir: Path, engine_of: Callable[[Stack], sa.Engine]
+) -> None:
+    """Live local sandboxes (process isolation, so commands can count themselves in a host
+    folder): ten SIGKILLs of the worker mid fan-out, each followed by a restart under the
+    same executor id. Executions counted inside the sandboxes equal the attempts recorded,
+    task by task, and every receipt is seen once."""
+    sleep = marker().replace("40.", "2.")
+    goal = f"ten kills on live sandboxes {sleep}"
+    counts = host_dir / "counts"
+    commands = [
+        f"echo run >> {counts}/long-{n}; sleep {sleep}; echo done" for n in range(1, LIVE_TASKS + 1)
+    ]
+    record_plan(host_dir / "fixtures", goal, commands)
+    stack = live_local(make_stack, host_dir, SBX_LOCAL_ISOLATION="process")
+    worker = stack.start_worker("kill-worker")
+    stack.start_api()
+    engine = engine_of(stack)
+    with SisuClient(stack.base_url) as client:
+        gate = run_to_gate(client, goal=goal, steps=LIVE_TASKS, concurrency=LIVE_CONCURRENCY)
+        client.approve_plan(gate.runId, "ops-lead")
+        outlived: list[int] = []  # sandbox commands still running just after each kill
+        for kill in range(1, LIVE_KILLS + 1):
+            wait_for(
+                lambda k=kill: (
+                    started_attempts(engine, gate.runId) >= LIVE_CONCURRENCY * k
+                    and commands_running(f"sleep {sleep}") != []
+                ),
+                timeout=120,
+                what=f"attempts in flight before kill {kill}",
+            )
+            worker.kill()
+            outlived.append(len(commands_running(f"sleep {sleep}")))
+            worker = stack.start_worker("kill-worker")  # same id: DBOS recovers its work
+        assert all(outlived), f"each kill left commands in flight: {outlived}"
+        done = wait_status(client, gate.runId, RunStatus.SUCCEEDED, RunStatus.FAILED, timeout=300)
+        assert done.status is RunStatus.SUCCEEDED, done.error
+    attempts = {
+        str(name): int(count)
+        for name, count in rows(
+            engine,
+            "SELECT t.name, COUNT(*) FROM app.sbx_attempts a JOIN app.run_tasks t"
+            " ON t.run_id = a.run_id AND t.task_key = a.task_key"
+            " WHERE a.run_id = :r GROUP BY t.name",
+            r=gate.runId,
+        )
+    }
+    executions = {path.name: len(path.read_text().splitlines()) for path in counts.iterdir()}
+    assert executions == attempts, "every execution inside a sandbox is a recorded attempt"
+    assert len(executions) == LIVE_TASKS
+    outcomes = scalar(
+        engine,
+        "SELECT COUNT(*) FROM app.sbx_runs WHERE run_id = :r AND err_code = 'NONE'",
+        r=gate.runId,
+    )
+    assert outcomes == LIVE_TASKS, "one success per task"
+    receipts = rows(
+        engine, "SELECT seen_count FROM app.mock_receipts WHERE run_id = :r", r=gate.runId
+    )
+    assert [n for (n,) in receipts] == [1] * LIVE_TASKS, "duplicate receipts: none"
+    with engine.connect() as conn:
+        assert sandbox_attempts.account(conn, run_id=gate.runId).unrecorded == 0
+    check_oracles(engine, gate.runId)
