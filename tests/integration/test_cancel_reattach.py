@@ -277,11 +277,16 @@ def test_ten_kills_mid_fan_out_on_live_local_execute_each_attempt_once(
         client.approve_plan(gate.runId, "ops-lead")
         outlived: list[int] = []  # sandbox commands still running just after each kill
         for kill in range(1, LIVE_KILLS + 1):
-            wait_for(
-                lambda k=kill: (
-                    started_attempts(engine, gate.runId) >= LIVE_CONCURRENCY * k
+            wanted = LIVE_CONCURRENCY * kill
+
+            def in_flight(wanted: int = wanted) -> bool:
+                return (
+                    started_attempts(engine, gate.runId) >= wanted
                     and commands_running(f"sleep {sleep}") != []
-                ),
+                )
+
+            wait_for(
+                in_flight,
                 timeout=120,
                 what=f"attempts in flight before kill {kill}",
             )
