@@ -8,6 +8,7 @@ only the provider our settings name.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import platform
@@ -122,6 +123,16 @@ def install_opencode(settings: Settings) -> Path:
         raise DaemonError("npm is not installed; it is needed to install opencode-ai")
     prefix = cache_dir(settings) / OPENCODE_VERSION
     prefix.mkdir(parents=True, exist_ok=True)
+    # Several processes may start at once (workers, parallel test sessions): one installs,
+    # the others wait for it and find the binary there.
+    with (prefix / ".install.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if binary.is_file():
+            return binary
+        return _npm_install(npm, prefix, binary)
+
+
+def _npm_install(npm: str, prefix: Path, binary: Path) -> Path:
     command = [npm, "install", "--prefix", str(prefix), "--no-audit", "--no-fund"]
     try:
         done = subprocess.run(
