@@ -247,14 +247,11 @@ def bulk_retry(state: ApiState, caller: Caller, request: BulkRequest) -> BulkRes
 
 
 def _bulk(state: ApiState, caller: Caller, request: BulkRequest, act: RunAction) -> BulkResult:
-    query = request.query()
     scope = scope_of(caller.principal)
-    position = decode_cursor(query.cursor)
+    position = decode_cursor(request.cursor)
     with state.engine.connect() as conn:
-        matched = sum(run_list.count_runs(conn, query=query, scope=scope).values())
-        rows = run_list.list_runs(
-            conn, query=query, scope=scope, position=position, limit=request.limit
-        )
+        matched = sum(run_list.count_runs(conn, query=request, scope=scope).values())
+        rows = run_list.list_runs(conn, query=request, scope=scope, position=position)
     ids = [row.id for row in rows]
     outcomes = [] if request.dry_run else [_act_on(state, caller, r, act) for r in ids]
     succeeded = sum(1 for outcome in outcomes if outcome.ok)

@@ -146,9 +146,6 @@ class BulkRequest(RunQuery):
     limit: int = Field(100, ge=1, le=BULK_MAX)
     dry_run: bool = True
 
-    def query(self) -> RunQuery:
-        return RunQuery.model_validate(self.model_dump(exclude={"dry_run"}))
-
 
 class BulkOutcome(BaseModel):
     """One run's result: its new status, or the error code and message that refused it."""
