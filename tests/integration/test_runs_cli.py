@@ -131,6 +131,8 @@ def test_the_flow_by_cli_with_keys(cli_stack: Stack, keys: dict[str, str]) -> No
     approvals = view["run"]["approvals"]["approvers"]
     assert [vote["principal"]["name"] for vote in approvals] == ["ada"]
     assert view["run"]["startedBy"]["name"] == "sam"
+    followed = ok(sisu(cli_stack, keys["viewer"], "logs", run_id, "--follow"))
+    assert "plan.approved" in followed and "run.succeeded" in followed  # ends with the run
 
 
 def test_json_answers_for_scripts(cli_stack: Stack, keys: dict[str, str]) -> None:
