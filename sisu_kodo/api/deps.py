@@ -90,10 +90,10 @@ def requires(action: Action) -> Callable[[Request, ApiState], Caller]:
             with state.engine.begin() as conn:
                 principal = identify(conn, state.settings, request.headers.get("authorization"))
         except UnauthenticatedError as denied:
-            _deny(state, caller, denied)
+            deny(state, caller, denied)
         caller = replace(caller, principal=principal)
         if not principal.can(action):
-            _deny(
+            deny(
                 state,
                 caller,
                 ForbiddenError(
@@ -107,7 +107,7 @@ def requires(action: Action) -> Callable[[Request, ApiState], Caller]:
     return dependency
 
 
-def _deny(state: ApiState, caller: Caller, denied: AppError) -> NoReturn:
+def deny(state: ApiState, caller: Caller, denied: AppError) -> NoReturn:
     """Audit the refusal in its own transaction (the request writes nothing else), then raise."""
     with state.engine.begin() as conn:
         caller.record(conn, status=denied.http_status, code=denied.code)
@@ -123,7 +123,7 @@ def audited_unit(state: ApiState, caller: Caller, *, status: int) -> Iterator[Un
             yield unit
             caller.record(unit.conn, status=status)
     except ForbiddenError as denied:
-        _deny(state, caller, denied)
+        deny(state, caller, denied)
 
 
 ReaderDep = Annotated[Caller, Depends(requires(Action.READ))]

@@ -31,7 +31,7 @@ from sisu_kodo.contracts.runs import (
     RunStatus,
     StepId,
 )
-from sisu_kodo.db import approvals, executions, intents, recipes, runs
+from sisu_kodo.db import approvals, artifacts, executions, intents, recipes, runs
 from sisu_kodo.errors import (
     ForbiddenError,
     IllegalStateError,
@@ -84,6 +84,20 @@ def require_visible_run(
     if run is None or not principal.sees(run.queue_partition_key):
         raise NotFoundError(f"run {run_id} not found", {"runId": run_id})
     return run
+
+
+def read_visible_artifact(
+    conn: sa.Connection, principal: Principal, *, uri: str
+) -> artifacts.Artifact:
+    """The artifact, if `principal` may see its run's tenant; otherwise the 404 of a missing one."""
+    found = None
+    if "\x00" not in uri:  # PostgreSQL text holds no NUL, so no artifact has one
+        tenant = artifacts.read_artifact_tenant(conn, uri=uri)
+        if principal.sees(tenant):  # another tenant's artifact: as if missing
+            found = artifacts.read_artifact(conn, uri=uri)
+    if found is None:
+        raise NotFoundError(f"artifact {uri} not found", {"uri": uri})
+    return found
 
 
 def _require_visible_intent(
