@@ -17,7 +17,7 @@ from dbos import DBOSClient
 from sisu_kodo.api.deps import IN_PROCESS, Caller
 from sisu_kodo.api.gateway import Enqueue, UnitOfWork
 from sisu_kodo.api.policy import check_run_policy
-from sisu_kodo.auth import ANONYMOUS, Principal
+from sisu_kodo.auth import ANONYMOUS, Action, Principal
 from sisu_kodo.canonical import sha256_hex
 from sisu_kodo.contracts.intents import IntentCreate
 from sisu_kodo.contracts.runs import (
@@ -308,15 +308,28 @@ def _gate(
         )
     recipe = recipes.read_recipe(conn, name=run.recipe_name)
     assert recipe is not None  # app.runs.recipe_name references app.recipes
-    starter = approvals.read_starter(conn, run_id=run_id)
-    own = principal.key_id is not None and starter.key_id == principal.key_id
-    if own and not recipe.allow_self_approval:
+    if _self_approval(conn, principal, run_id) and not recipe.allow_self_approval:
         raise SelfApprovalForbiddenError(
             f"key {principal.id} started run {run_id} and may not decide its plan;"
             " another approver must (or the recipe must set allowSelfApproval)",
             {"runId": run_id, "keyId": principal.key_id},
         )
     return run, recipe
+
+
+def _self_approval(conn: sa.Connection, principal: Principal, run_id: str) -> bool:
+    starter = approvals.read_starter(conn, run_id=run_id)
+    return principal.key_id is not None and starter.key_id == principal.key_id
+
+
+def may_decide(conn: sa.Connection, principal: Principal, run: runs.RunRow) -> bool:
+    """Whether `principal` may approve or reject the run's plan (its role, and separation
+    of duties), so a page shows the gate's buttons only to those who may press them."""
+    if not principal.can(Action.DECIDE):
+        return False
+    recipe = recipes.read_recipe(conn, name=run.recipe_name)
+    allowed = recipe is not None and recipe.allow_self_approval
+    return allowed or not _self_approval(conn, principal, run.id)
 
 
 def _record_decision(
