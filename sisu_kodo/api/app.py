@@ -14,7 +14,7 @@ from sisu_kodo.api.errors import document_error_lattice, install_error_handlers
 from sisu_kodo.api.gateway import WorkflowGateway
 from sisu_kodo.api.middleware import BrowserGuard, StrictJsonBodies
 from sisu_kodo.api.origins import SiteAllowlist
-from sisu_kodo.api.routes import artifacts, audit, health, intents, keys, runs
+from sisu_kodo.api.routes import artifacts, audit, health, intents, keys, ops, runs
 from sisu_kodo.auth import check_bind
 from sisu_kodo.config import Settings
 from sisu_kodo.db.databases import open_databases
@@ -34,12 +34,16 @@ def create_app(settings: Settings) -> FastAPI:
         with open_databases(settings) as databases:
             engine = databases.engine()
             databases.prepare(engine)
+            atomic = same_database(databases.url, databases.system_url)
             gateway = WorkflowGateway(
-                databases.settings,
-                system_url=databases.system_url,
-                atomic=same_database(databases.url, databases.system_url),
+                databases.settings, system_url=databases.system_url, atomic=atomic
             )
-            app.state.api = ApiState(settings=databases.settings, engine=engine, gateway=gateway)
+            app.state.api = ApiState(
+                settings=databases.settings,
+                engine=engine,
+                gateway=gateway,
+                system_engine=None if atomic else databases.engine(system=True, pool_size=2),
+            )
             try:
                 yield
             finally:
@@ -55,7 +59,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(StrictJsonBodies, max_bytes=settings.api.max_body_bytes)
     app.add_middleware(BrowserGuard, sites=SiteAllowlist.from_settings(settings))
     install_error_handlers(app)
-    for module in (health, intents, runs, artifacts, keys, audit):
+    # ops before runs: /runs/counts and /runs/bulk/... are not run ids.
+    for module in (health, intents, ops, runs, artifacts, keys, audit):
         app.include_router(module.router)
 
     def openapi() -> dict[str, Any]:

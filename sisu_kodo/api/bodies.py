@@ -11,9 +11,13 @@ them, and refused with a 400 `validation_error` naming the place.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
 
 from sisu_kodo.errors import InvalidRequestError
+
+M = TypeVar("M", bound=BaseModel)
 
 MAX_JSON_DEPTH = 32
 # bigint, the widest integer column, is also what every JSON peer reads exactly enough.
@@ -127,3 +131,14 @@ def _printable(part: Any) -> str:
 
 def _shorten(text: str, limit: int = 60) -> str:
     return text if len(text) <= limit else f"{text[:limit]}..."
+
+
+def validated(model: type[M], data: Any, *, at: str, what: str) -> M:
+    """`data` as `model`, or a 400 `validation_error` listing field paths under `at`."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = [
+            {"path": ".".join([at, *map(str, e["loc"])]), "message": e["msg"]} for e in exc.errors()
+        ]
+        raise InvalidRequestError(what, problems) from exc

@@ -28,6 +28,12 @@ class ApiState:
     settings: Settings
     engine: sa.Engine
     gateway: WorkflowGateway
+    system_engine: sa.Engine | None = None  # DBOS's system database, when not `engine`'s
+
+    @property
+    def system(self) -> sa.Engine:
+        """An engine on DBOS's system database (workflow_status), by default `engine`."""
+        return self.system_engine or self.engine
 
 
 def get_state(request: Request) -> ApiState:

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sisu_kodo.api import service
 from sisu_kodo.auth import ANONYMOUS_ID, Principal
 from sisu_kodo.config import Settings
+from sisu_kodo.contracts.ops import TaskStatus
 from sisu_kodo.contracts.runs import (
     ApprovalProgress,
     ApprovalVote,
@@ -112,25 +113,47 @@ def _live_execution(conn: sa.Connection, *, run_id: str, settings: Settings) -> 
 
 
 def task_page(
-    conn: sa.Connection, *, run_id: str, settings: Settings, offset: int, limit: int
+    conn: sa.Connection,
+    *,
+    run_id: str,
+    settings: Settings,
+    offset: int,
+    limit: int,
+    status: TaskStatus | None = None,
 ) -> TaskPage:
-    """A page of ExecuteST's tasks: the recorded output once finished, else the ledger's."""
+    """A page of ExecuteST's tasks (those with `status`, if given): the recorded output once
+    finished, else the ledger's."""
     runs.require_run(conn, run_id=run_id)
     recorded = runs.read_task_page(
-        conn, run_id=run_id, step_id=StepId.EXECUTE, offset=offset, limit=limit
+        conn, run_id=run_id, step_id=StepId.EXECUTE, offset=offset, limit=limit, status=status
     )
     if recorded is not None:
         tasks, total = recorded
         return TaskPage(runId=run_id, total=total, offset=offset, limit=limit, tasks=tasks)
+    max_attempts = settings.queues.task_max_attempts
+    if status is None:
+        pending = run_tasks.list_pending_views(conn, run_id=run_id, offset=offset, limit=limit)
+        total = run_tasks.count_tasks(conn, run_id=run_id)
+    else:
+        pending = run_tasks.list_views_with_status(
+            conn,
+            run_id=run_id,
+            step_id=StepId.EXECUTE,
+            status=status,
+            max_attempts=max_attempts,
+            offset=offset,
+            limit=limit,
+        )
+        counts = run_tasks.count_by_status(
+            conn, run_id=run_id, step_id=StepId.EXECUTE, max_attempts=max_attempts
+        )
+        total = counts[status]
     views = executions.with_latest_attempts(
-        conn,
-        run_id=run_id,
-        views=run_tasks.list_pending_views(conn, run_id=run_id, offset=offset, limit=limit),
-        max_attempts=settings.queues.task_max_attempts,
+        conn, run_id=run_id, views=pending, max_attempts=max_attempts
     )
     return TaskPage(
         runId=run_id,
-        total=run_tasks.count_tasks(conn, run_id=run_id),
+        total=total,
         offset=offset,
         limit=limit,
         tasks=[view.model_dump() for view in views],

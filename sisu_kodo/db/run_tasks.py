@@ -7,6 +7,8 @@ The task-list artifact is the record the approval binds to; these rows mirror it
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
@@ -72,34 +74,87 @@ def list_pending_views(
         ),
         {"run_id": run_id, "offset": offset, "limit": limit},
     ).all()
+    return _pending_views(rows)
+
+
+def _pending_views(rows: Sequence[sa.Row[*tuple[Any, ...]]]) -> list[TaskView]:
     return [
         TaskView(taskKey=key, index=index, name=name, command=command, status="pending")
         for key, index, name, command in rows
     ]
 
 
+# The status of a decided task `t` by its latest attempt `latest` (TaskView's statuses).
+_TASK_STATUS = f"""
+    CASE WHEN latest.err_code IS NULL THEN 'pending'
+         WHEN latest.err_code = 'NONE' THEN 'succeeded'
+         WHEN {FINAL_ATTEMPT} THEN 'failed'
+         ELSE 'retrying' END
+"""
+# Decided tasks of the runs in :run_ids joined with their latest attempt in :step_id.
+_WITH_LATEST = """
+    app.run_tasks t
+    LEFT JOIN (
+        SELECT DISTINCT ON (run_id, task_key) run_id, task_key, err_code, attempt, attempt_offset
+          FROM app.sbx_runs WHERE run_id = ANY(:run_ids) AND step_id = :step_id
+         ORDER BY run_id, task_key, attempt DESC
+    ) latest ON latest.run_id = t.run_id AND latest.task_key = t.task_key
+"""
+
+
 def count_by_status(
     conn: sa.Connection, *, run_id: str, step_id: str, max_attempts: int
 ) -> Counter[str]:
     """The run's decided tasks by the status of their latest attempt (TaskView's statuses)."""
+    counts = count_by_status_of_runs(
+        conn, run_ids=[run_id], step_id=step_id, max_attempts=max_attempts
+    )
+    return counts.get(run_id, Counter())
+
+
+def count_by_status_of_runs(
+    conn: sa.Connection, *, run_ids: list[str], step_id: str, max_attempts: int
+) -> dict[str, Counter[str]]:
+    """`count_by_status` of several runs in one query (a page of the run list)."""
     rows = conn.execute(
         sa.text(
-            f"""
-            SELECT CASE WHEN latest.err_code IS NULL THEN 'pending'
-                        WHEN latest.err_code = 'NONE' THEN 'succeeded'
-                        WHEN {FINAL_ATTEMPT} THEN 'failed'
-                        ELSE 'retrying' END AS status,
-                   COUNT(*)
-              FROM app.run_tasks t
-              LEFT JOIN (
-                  SELECT DISTINCT ON (task_key) task_key, err_code, attempt, attempt_offset
-                    FROM app.sbx_runs WHERE run_id = :run_id AND step_id = :step_id
-                   ORDER BY task_key, attempt DESC
-              ) latest ON latest.task_key = t.task_key
-             WHERE t.run_id = :run_id
-             GROUP BY 1
-            """
+            f"SELECT t.run_id, {_TASK_STATUS} AS status, COUNT(*) FROM {_WITH_LATEST}"
+            " WHERE t.run_id = ANY(:run_ids) GROUP BY 1, 2"
         ),
-        {"run_id": run_id, "step_id": step_id, **final_attempt_params(max_attempts)},
+        {"run_ids": run_ids, "step_id": step_id, **final_attempt_params(max_attempts)},
     ).all()
-    return Counter({status: int(count) for status, count in rows})
+    counts: dict[str, Counter[str]] = {}
+    for run_id, status, count in rows:
+        counts.setdefault(run_id, Counter())[status] = int(count)
+    return counts
+
+
+def list_views_with_status(
+    conn: sa.Connection,
+    *,
+    run_id: str,
+    step_id: str,
+    status: str,
+    max_attempts: int,
+    offset: int,
+    limit: int,
+) -> list[TaskView]:
+    """A page of the decided tasks whose latest attempt gives them `status`, in task-list
+    order, as views with no attempt yet (the caller fills the attempts in)."""
+    rows = conn.execute(
+        sa.text(
+            f"SELECT t.task_key, t.task_index, t.name, t.command FROM {_WITH_LATEST}"
+            f" WHERE t.run_id = :run_id AND {_TASK_STATUS} = :status"
+            " ORDER BY t.position OFFSET :offset LIMIT :limit"
+        ),
+        {
+            "run_ids": [run_id],
+            "run_id": run_id,
+            "step_id": step_id,
+            "status": status,
+            "offset": offset,
+            "limit": limit,
+            **final_attempt_params(max_attempts),
+        },
+    ).all()
+    return _pending_views(rows)

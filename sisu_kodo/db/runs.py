@@ -320,22 +320,41 @@ def list_steps(conn: sa.Connection, *, run_id: str, tasks_limit: int = 100) -> l
 
 
 def read_task_page(
-    conn: sa.Connection, *, run_id: str, step_id: str, offset: int, limit: int
+    conn: sa.Connection,
+    *,
+    run_id: str,
+    step_id: str,
+    offset: int,
+    limit: int,
+    status: str | None = None,
 ) -> tuple[list[dict[str, Any]], int] | None:
-    """A page of a finished step's `raw.tasks` and the list's length; None if not finished."""
+    """A page of a finished step's `raw.tasks` (those with `status`, if given) and how many
+    there are; None if the step has not finished."""
     row = conn.execute(
         sa.text(
             """
-            SELECT jsonb_path_query_array(output->'raw'->'tasks', '$[$first to $last]',
+            SELECT jsonb_path_query_array(tasks, '$[$first to $last]',
                        jsonb_build_object('first', CAST(:offset AS int),
                                           'last', CAST(:offset AS int) + CAST(:limit AS int) - 1)),
-                   jsonb_array_length(output->'raw'->'tasks')
-            FROM app.run_steps WHERE run_id = :run_id AND step_id = :step_id
-              AND finished_at IS NOT NULL AND jsonb_typeof(output->'raw'->'tasks') = 'array'
-            ORDER BY attempt DESC LIMIT 1
+                   jsonb_array_length(tasks)
+            FROM (
+                SELECT CASE WHEN CAST(:status AS text) IS NULL THEN output->'raw'->'tasks'
+                            ELSE jsonb_path_query_array(output->'raw'->'tasks',
+                                '$[*] ? (@.status == $status)',
+                                jsonb_build_object('status', CAST(:status AS text))) END AS tasks
+                FROM app.run_steps WHERE run_id = :run_id AND step_id = :step_id
+                  AND finished_at IS NOT NULL AND jsonb_typeof(output->'raw'->'tasks') = 'array'
+                ORDER BY attempt DESC LIMIT 1
+            ) finished
             """
         ),
-        {"run_id": run_id, "step_id": step_id, "offset": offset, "limit": limit},
+        {
+            "run_id": run_id,
+            "step_id": step_id,
+            "offset": offset,
+            "limit": limit,
+            "status": status,
+        },
     ).one_or_none()
     return (row[0], row[1]) if row else None
 

@@ -17,6 +17,7 @@ class WorkerRow:
     started_at: datetime
     heartbeat_at: datetime
     alive: bool
+    heartbeat_age_seconds: float  # by the database's clock, as `alive` is
 
 
 def register(
@@ -52,7 +53,8 @@ def list_workers(conn: sa.Connection, *, ttl_seconds: float) -> list[WorkerRow]:
         sa.text(
             """
             SELECT executor_id, app_version, pid, hostname, started_at, heartbeat_at,
-                   heartbeat_at > now() - make_interval(secs => :ttl) AS alive
+                   heartbeat_at > now() - make_interval(secs => :ttl) AS alive,
+                   CAST(EXTRACT(EPOCH FROM now() - heartbeat_at) AS float8)
             FROM app.workers ORDER BY executor_id
             """
         ),

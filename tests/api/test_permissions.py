@@ -52,7 +52,12 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "/healthz"): Route(None, tenant_scoped=False),
     ("POST", "/intents"): Route("submit", tenant_scoped=False, body={"goal": "matrix"}),
     ("POST", "/intents/{intent_id}/run"): Route("submit", tenant_scoped=True, body=RUN_START),
+    ("GET", "/runs"): Route("read", tenant_scoped=False),
+    ("GET", "/runs/counts"): Route("read", tenant_scoped=False),
+    ("POST", "/runs/bulk/cancel"): Route("operate", tenant_scoped=False, body={"dryRun": True}),
+    ("POST", "/runs/bulk/retry"): Route("operate", tenant_scoped=False, body={"dryRun": True}),
     ("GET", "/runs/{run_id}"): Route("read", tenant_scoped=True),
+    ("GET", "/runs/{run_id}/steps"): Route("read", tenant_scoped=True),
     ("GET", "/runs/{run_id}/tasks"): Route("read", tenant_scoped=True),
     ("GET", "/runs/{run_id}/events"): Route("read", tenant_scoped=True),
     ("POST", "/runs/{run_id}/approve-plan"): Route(
@@ -67,6 +72,8 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("POST", "/runs/{run_id}/cancel"): Route("operate", tenant_scoped=True),
     ("GET", "/artifacts/{uri}"): Route("read", tenant_scoped=True),
     ("GET", "/audit"): Route("audit", tenant_scoped=False),
+    ("GET", "/queues"): Route("read", tenant_scoped=False),
+    ("GET", "/workers"): Route("read", tenant_scoped=False),
     ("GET", "/keys"): Route("keys", tenant_scoped=False),
     ("POST", "/keys"): Route(
         "keys", tenant_scoped=False, body={"name": "made", "roles": ["viewer"], "tenants": [OWN]}

@@ -8,10 +8,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, status
 from fastapi.concurrency import run_in_threadpool
-from pydantic import ValidationError
 from sse_starlette.sse import EventSourceResponse
 
 from sisu_kodo.api import service, views
+from sisu_kodo.api.bodies import validated
 from sisu_kodo.api.deps import (
     ApiState,
     Caller,
@@ -22,6 +22,7 @@ from sisu_kodo.api.deps import (
     audited_unit,
 )
 from sisu_kodo.api.errors import error_responses
+from sisu_kodo.contracts.ops import TaskStatus
 from sisu_kodo.contracts.plans import MAX_PLAN_TASKS
 from sisu_kodo.contracts.runs import (
     Accepted,
@@ -35,7 +36,7 @@ from sisu_kodo.contracts.runs import (
     TaskPage,
 )
 from sisu_kodo.contracts.text import IdPath
-from sisu_kodo.errors import IllegalStateError, InvalidRequestError
+from sisu_kodo.errors import IllegalStateError
 
 router = APIRouter(prefix="/runs", tags=["runs"])
 
@@ -62,12 +63,19 @@ def list_tasks(
     # arithmetic of its SQL: a larger offset is a 400, not an overflow.
     offset: Annotated[int, Query(ge=0, le=MAX_PLAN_TASKS)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 500,
+    status: TaskStatus | None = None,
 ) -> TaskPage:
-    """ExecuteST's tasks, a page at a time (the RunView shows only the first ones)."""
+    """ExecuteST's tasks, a page at a time (the RunView shows only the first ones);
+    `status` keeps only the tasks whose latest attempt has it (`total` counts those)."""
     with state.engine.connect() as conn:
         service.require_visible_run(conn, caller.principal, run_id=run_id)
         return views.task_page(
-            conn, run_id=run_id, settings=state.settings, offset=offset, limit=limit
+            conn,
+            run_id=run_id,
+            settings=state.settings,
+            offset=offset,
+            limit=limit,
+            status=status,
         )
 
 
@@ -132,14 +140,7 @@ def post_event(run_id: IdPath, body: RunEventIn, state: StateDep, caller: Decide
 
 
 def _payload(model: type[Any], payload: dict[str, Any]) -> Any:
-    try:
-        return model.model_validate(payload)
-    except ValidationError as exc:
-        problems = [
-            {"path": ".".join(["payload", *map(str, e["loc"])]), "message": e["msg"]}
-            for e in exc.errors()
-        ]
-        raise InvalidRequestError("invalid event payload", problems) from exc
+    return validated(model, payload, at="payload", what="invalid event payload")
 
 
 @router.get(
