@@ -19,9 +19,9 @@ from starlette.datastructures import FormData
 
 from sisu_kodo.api.deps import ApiState, Caller, deny
 from sisu_kodo.auth import ANONYMOUS, NOBODY, Action, Principal, auth_required, identify_key
+from sisu_kodo.auth.tokens import new_server_secret
 from sisu_kodo.console.sessions import ConsoleSession, SessionCodec
 from sisu_kodo.db import api_keys
-from sisu_kodo.auth.tokens import new_server_secret
 from sisu_kodo.errors import ForbiddenError, UnauthenticatedError
 
 CSRF_FIELD = "csrf"

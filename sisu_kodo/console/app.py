@@ -67,8 +67,12 @@ async def _invalid_request(request: Request, exc: Exception) -> Response:
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
-    return error_page(request, exc.status_code, "not found" if exc.status_code == 404 else "error",
-                      str(exc.detail))
+    return error_page(
+        request,
+        exc.status_code,
+        "not found" if exc.status_code == 404 else "error",
+        str(exc.detail),
+    )
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:

@@ -65,9 +65,7 @@ def read_plan(conn: sa.Connection, principal: Principal, view: RunView) -> Plan 
     uri = next((ref.uri for ref in view.artifacts if ref.kind == "plan_card"), None)
     if uri is None:
         return None
-    return Plan.model_validate_json(
-        service.read_visible_artifact(conn, principal, uri=uri).content
-    )
+    return Plan.model_validate_json(service.read_visible_artifact(conn, principal, uri=uri).content)
 
 
 @dataclass(frozen=True)
@@ -112,9 +110,7 @@ def task_detail(
     (task,) = executions.with_latest_attempts(
         conn, run_id=run_id, views=[pending], max_attempts=settings.queues.task_max_attempts
     )
-    metas = artifacts.list_artifacts(
-        conn, run_id=run_id, step=StepId.EXECUTE, task_keys=[task_key]
-    )
+    metas = artifacts.list_artifacts(conn, run_id=run_id, step=StepId.EXECUTE, task_keys=[task_key])
     attempts = [
         _attempt(conn, number, meta.uri)
         for meta in metas

@@ -9,7 +9,7 @@ from typing import Any
 
 from fastapi.templating import Jinja2Templates
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import RedirectResponse, Response
 
 from sisu_kodo.auth import Action
 from sisu_kodo.console.access import CSRF_FIELD, Visitor
@@ -49,7 +49,7 @@ def html(
     *,
     status: int = 200,
     **context: Any,
-) -> HTMLResponse:
+) -> Response:
     """A page or fragment for `visitor`; `nav` (the layout's badge) only where given."""
     response = TEMPLATES.TemplateResponse(
         request, template, {"visitor": visitor, **context}, status_code=status

@@ -74,5 +74,7 @@ def log_out(request: Request, visitor: AnyoneDep) -> Response:
         visitor.caller.target = visitor.session.key_id
         with state.engine.begin() as conn:
             visitor.caller.record(conn, status=303)
-    signed_out = Visitor(visitor.caller, ConsoleSession.fresh(), visitor.auth_on, visitor.codec, True)
+    signed_out = Visitor(
+        visitor.caller, ConsoleSession.fresh(), visitor.auth_on, visitor.codec, True
+    )
     return redirect(request, signed_out, "/console/login")

@@ -34,7 +34,9 @@ def _live_context(request: Request, visitor: Visitor, run_id: str, offset: int) 
     """The run's changing parts, read as GET /runs/{id} and GET /runs/{id}/tasks read them."""
     state = runtime_of(request).state()
     with state.engine.connect() as conn:
-        run = views.visible_run_view(conn, visitor.principal, run_id=run_id, settings=state.settings)
+        run = views.visible_run_view(
+            conn, visitor.principal, run_id=run_id, settings=state.settings
+        )
         tasks = views.task_page(
             conn, run_id=run_id, settings=state.settings, offset=offset, limit=TASKS_PER_PAGE
         )
@@ -50,7 +52,9 @@ def _live_context(request: Request, visitor: Visitor, run_id: str, offset: int) 
 
 
 @router.get("/{run_id}")
-def run_page(run_id: IdPath, request: Request, visitor: ReaderDep, offset: OffsetQuery = 0) -> Response:
+def run_page(
+    run_id: IdPath, request: Request, visitor: ReaderDep, offset: OffsetQuery = 0
+) -> Response:
     live = _live_context(request, visitor, run_id, offset)
     run = live["run"]
     state = runtime_of(request).state()
@@ -75,7 +79,9 @@ def run_page(run_id: IdPath, request: Request, visitor: ReaderDep, offset: Offse
 
 
 @router.get("/{run_id}/live")
-def run_live(run_id: IdPath, request: Request, visitor: ReaderDep, offset: OffsetQuery = 0) -> Response:
+def run_live(
+    run_id: IdPath, request: Request, visitor: ReaderDep, offset: OffsetQuery = 0
+) -> Response:
     """The header, progress and task page, polled by the run page while the run is live."""
     live = _live_context(request, visitor, run_id, offset)
     status = STOP_POLLING if live["run"].status.terminal else 200
@@ -181,7 +187,9 @@ def reject(
 
 
 @router.get("/{run_id}/confirm/{operation}")
-def confirm(run_id: IdPath, operation: Operation, request: Request, visitor: OperatorDep) -> Response:
+def confirm(
+    run_id: IdPath, operation: Operation, request: Request, visitor: OperatorDep
+) -> Response:
     """Retry or cancel asks first (a page, so it works without JavaScript too)."""
     state = runtime_of(request).state()
     with state.engine.connect() as conn:
