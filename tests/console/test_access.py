@@ -26,7 +26,6 @@ from tests.api.test_permissions import GRANTS, RUN_START, expected
 from tests.fixtures.auth import api_client, bearer, make_key
 from tests.fixtures.console import console_login, csrf_of
 from tests.fixtures.postgres import TestDatabases
-from tests.fixtures.runs import ledger_counts
 
 pytestmark = pytest.mark.postgres
 
