@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import Any
 from urllib.parse import quote
@@ -11,6 +12,17 @@ import httpx
 from pydantic import SecretStr
 
 from sisu_kodo.contracts.intents import IntentCreate
+from sisu_kodo.contracts.ops import (
+    BulkRequest,
+    BulkResult,
+    QueueBoard,
+    RunCounts,
+    RunPage,
+    RunQuery,
+    RunSteps,
+    TaskStatus,
+    WorkerBoard,
+)
 from sisu_kodo.contracts.runs import (
     Accepted,
     RetryAccepted,
@@ -18,6 +30,7 @@ from sisu_kodo.contracts.runs import (
     RunStart,
     RunStarted,
     RunView,
+    TaskPage,
     Workload,
 )
 from sisu_kodo.deadlines import wait_until
@@ -72,7 +85,7 @@ class SisuClient:
         self,
         goal: str,
         *,
-        partition: str,
+        partition: str | None,
         steps: int,
         concurrency: int,
         constraints: dict[str, Any] | None = None,
@@ -130,6 +143,72 @@ class SisuClient:
 
     def artifact(self, uri: str) -> bytes:
         return self._call("GET", f"/artifacts/{quote(uri, safe='')}").content
+
+    def reject_plan(self, run_id: str, rejected_by: str, reason: str | None = None) -> Accepted:
+        payload = {"rejectedBy": rejected_by, **({"reason": reason} if reason else {})}
+        body = {"type": "reject-plan", "payload": payload}
+        response = self._call("POST", f"/runs/{run_id}/events", json=body)
+        return Accepted.model_validate(response.json())
+
+    def follow_events(self, run_id: str, after: int = 0) -> Iterator[RunEventView]:
+        """The run's events as they happen (SSE), from after seq `after` until it ends."""
+        headers = {"Accept": "text/event-stream", "Last-Event-ID": str(after)}
+        with self._http.stream("GET", f"/runs/{run_id}/events", headers=headers) as response:
+            if response.is_error:
+                response.read()
+                raise _error_from(response)
+            for line in response.iter_lines():
+                if line.startswith("data:"):
+                    yield RunEventView.model_validate(json.loads(line[5:]))
+
+    def tasks(
+        self,
+        run_id: str,
+        *,
+        status: TaskStatus | None = None,
+        offset: int = 0,
+        limit: int = 500,
+    ) -> TaskPage:
+        params: dict[str, Any] = {"offset": offset, "limit": limit}
+        if status is not None:
+            params["status"] = status
+        response = self._call("GET", f"/runs/{run_id}/tasks", params=params)
+        return TaskPage.model_validate(response.json())
+
+    def steps(self, run_id: str) -> RunSteps:
+        return RunSteps.model_validate(self._call("GET", f"/runs/{run_id}/steps").json())
+
+    def list_runs(self, query: RunQuery | None = None) -> RunPage:
+        params = _query_params(query or RunQuery())
+        return RunPage.model_validate(self._call("GET", "/runs", params=params).json())
+
+    def count_runs(self, query: RunQuery | None = None) -> RunCounts:
+        params = _query_params(query or RunQuery())
+        return RunCounts.model_validate(self._call("GET", "/runs/counts", params=params).json())
+
+    def queues(self) -> QueueBoard:
+        return QueueBoard.model_validate(self._call("GET", "/queues").json())
+
+    def workers(self) -> WorkerBoard:
+        return WorkerBoard.model_validate(self._call("GET", "/workers").json())
+
+    def bulk_cancel(self, request: BulkRequest) -> BulkResult:
+        return self._bulk("cancel", request)
+
+    def bulk_retry(self, request: BulkRequest) -> BulkResult:
+        return self._bulk("retry", request)
+
+    def _bulk(self, action: str, request: BulkRequest) -> BulkResult:
+        body = request.model_dump(mode="json", by_alias=True, exclude_none=True)
+        response = self._call("POST", f"/runs/bulk/{action}", json=body)
+        return BulkResult.model_validate(response.json())
+
+
+def _query_params(query: RunQuery) -> dict[str, Any]:
+    """GET /runs's query string for `query`: camelCase, `order` for the direction."""
+    params = query.model_dump(mode="json", by_alias=True, exclude_none=True)
+    params["order"] = "oldest" if params.pop("oldestFirst") else "newest"
+    return params
 
 
 def _error_from(response: httpx.Response) -> AppError:

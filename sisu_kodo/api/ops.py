@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sisu_kodo.api import service
 from sisu_kodo.api.deps import ApiState, Caller, audited_unit
 from sisu_kodo.api.gateway import UnitOfWork
-from sisu_kodo.api.views import iso
+from sisu_kodo.api.views import iso, worker_view
 from sisu_kodo.auth import ANONYMOUS, Principal
 from sisu_kodo.config import Settings
 from sisu_kodo.contracts.ops import (
@@ -213,14 +213,8 @@ def worker_board(
     loads = queue_load.in_flight_by_executor(system or conn, queues=[INTENT_QUEUE, SBX_QUEUE])
     views = [
         WorkerLoad(
-            executorId=row.executor_id,
-            appVersion=row.app_version,
-            hostname=row.hostname,
-            pid=row.pid,
-            startedAt=row.started_at.isoformat(),
-            heartbeatAt=row.heartbeat_at.isoformat(),
+            **worker_view(row).model_dump(),
             heartbeatAgeSeconds=round(row.heartbeat_age_seconds, 3),
-            alive=row.alive,
             runsInFlight=loads.get(row.executor_id, {}).get(INTENT_QUEUE, 0),
             tasksInFlight=loads.get(row.executor_id, {}).get(SBX_QUEUE, 0),
         )
@@ -273,29 +267,16 @@ def act_on_runs(
 
 
 def _bulk(state: ApiState, caller: Caller, request: BulkRequest, act: RunAction) -> BulkResult:
-    query = request.query()
     scope = scope_of(caller.principal)
-    position = decode_cursor(query.cursor)
+    position = decode_cursor(request.cursor)
     with state.engine.connect() as conn:
-        matched = sum(run_list.count_runs(conn, query=query, scope=scope).values())
-        rows = run_list.list_runs(
-            conn, query=query, scope=scope, position=position, limit=request.limit
-        )
+        matched = sum(run_list.count_runs(conn, query=request, scope=scope).values())
+        rows = run_list.list_runs(conn, query=request, scope=scope, position=position)
     ids = [row.id for row in rows]
-    if request.dry_run:
-        return BulkResult(
-            dryRun=True,
-            matched=matched,
-            firstIds=ids[:FIRST_IDS],
-            acted=0,
-            succeeded=0,
-            failed=0,
-            outcomes=[],
-        )
-    outcomes = [_act_on(state, caller, run_id, act) for run_id in ids]
+    outcomes = [] if request.dry_run else [_act_on(state, caller, r, act) for r in ids]
     succeeded = sum(1 for outcome in outcomes if outcome.ok)
     return BulkResult(
-        dryRun=False,
+        dryRun=request.dry_run,
         matched=matched,
         firstIds=ids[:FIRST_IDS],
         acted=len(outcomes),

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sisu_kodo.api import service
 from sisu_kodo.auth import ANONYMOUS_ID, Principal
 from sisu_kodo.config import Settings
+from sisu_kodo.contracts.health import WorkerView
 from sisu_kodo.contracts.ops import TaskStatus
 from sisu_kodo.contracts.runs import (
     ApprovalProgress,
@@ -163,6 +164,18 @@ def task_page(
 def _stuck_queue_hint(conn: sa.Connection, *, app_version: str, settings: Settings) -> str | None:
     rows = workers.list_workers(conn, ttl_seconds=settings.queues.heartbeat_ttl_seconds)
     return app_version_gap(rows, app_version)
+
+
+def worker_view(row: workers.WorkerRow) -> WorkerView:
+    return WorkerView(
+        executorId=row.executor_id,
+        appVersion=row.app_version,
+        pid=row.pid,
+        hostname=row.hostname,
+        startedAt=iso(row.started_at) or "",
+        heartbeatAt=iso(row.heartbeat_at) or "",
+        alive=row.alive,
+    )
 
 
 def app_version_gap(rows: list[workers.WorkerRow], app_version: str) -> str | None:

@@ -12,11 +12,10 @@ from contextlib import contextmanager
 from typing import IO, Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from sisu_kodo.cli.output import console, err_console
-from sisu_kodo.cli.settings import settings_of
+from sisu_kodo.cli.runs import task_table, watch
+from sisu_kodo.cli.settings import api_url, settings_of
 from sisu_kodo.cli.stack import STOP_GRACE_SECONDS
 from sisu_kodo.client import SisuClient
 from sisu_kodo.config import Settings
@@ -44,7 +43,7 @@ def demo(
 ) -> None:
     """Create an intent, start its run, pass the approval gate and watch the fan-out."""
     settings = settings_of(ctx)
-    base_url = base or f"http://{settings.topology.host}:{settings.topology.port}"
+    base_url = base or api_url(settings)
     with (
         _stack(settings, enabled=start_stack),
         SisuClient(base_url, api_key=settings.api.api_key) as client,
@@ -98,25 +97,7 @@ def _past_planning(run: RunView) -> bool:
 
 
 def _watch_fan_out(client: SisuClient, run_id: str, timeout: float) -> RunView:
-    with Progress(
-        TextColumn("[bold]tasks"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[status]}"),
-        TimeElapsedColumn(),
-        console=console,
-    ) as progress:
-        bar = progress.add_task("fan-out", total=None, status="queued")
-
-        def ended(run: RunView) -> bool:
-            tasks = run.execute_tasks()
-            finished = sum(1 for task in tasks if task.status in ("succeeded", "failed"))
-            progress.update(
-                bar, total=len(tasks) or None, completed=finished, status=run.status.value
-            )
-            return run.status.terminal
-
-        return client.wait(run_id, ended, timeout=timeout, poll=POLL_SECONDS)
+    return watch(client, run_id, until=lambda run: run.status.terminal, timeout=timeout, on=console)
 
 
 def _show_plan(client: SisuClient, run: RunView) -> None:
@@ -130,20 +111,7 @@ def _show_plan(client: SisuClient, run: RunView) -> None:
 
 
 def _finish(run: RunView) -> RunView:
-    table = Table(title=f"run {run.runId}: ExecuteST tasks")
-    for column in ("task", "status", "errCode", "exit", "attempt", "wallMs", "sandboxRef"):
-        table.add_column(column)
-    for task in run.execute_tasks():
-        table.add_row(
-            task.name,
-            task.status,
-            str(task.errCode),
-            str(task.exitCode),
-            str(task.attempt),
-            str(task.wallMs),
-            str(task.sandboxRef),
-        )
-    console.print(table)
+    console.print(task_table(run.execute_tasks(), f"run {run.runId}: ExecuteST tasks"))
     colour = "green" if run.status is RunStatus.SUCCEEDED else "red"
     console.print(
         f"outcome: [{colour}]{run.status.value}[/{colour}]  nextAction {run.nextAction.value}"

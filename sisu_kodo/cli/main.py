@@ -8,7 +8,7 @@ import sys
 import typer
 from rich.markup import escape
 
-from sisu_kodo.cli import audit, chaos, db, demo, keys, oc, ops
+from sisu_kodo.cli import audit, chaos, db, demo, fleet, keys, oc, ops, runs
 from sisu_kodo.cli.output import console, err_console
 from sisu_kodo.cli.settings import settings_of
 from sisu_kodo.cli.stack import StackError, run_stack, stop_stack
@@ -27,6 +27,20 @@ app.command("demo")(demo.demo)
 app.command("chaos")(chaos.chaos)
 app.command("oracle")(ops.oracle)
 app.command("doctor")(ops.doctor)
+# Through the HTTP API (SISU_API_KEY), for operators without database access.
+for command in (
+    runs.runs,
+    runs.run,
+    runs.submit,
+    runs.approve,
+    runs.reject,
+    runs.retry,
+    runs.cancel,
+    runs.logs,
+    fleet.queues,
+    fleet.workers,
+):
+    app.command()(command)
 
 
 @app.callback()

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from sisu_kodo.contracts.health import WorkerView
 from sisu_kodo.contracts.runs import NextAction, PrincipalRef, RunStatus
 from sisu_kodo.contracts.text import Text
 
@@ -124,15 +125,8 @@ class QueueBoard(BaseModel):
     queues: list[QueueLoad]
 
 
-class WorkerLoad(BaseModel):
-    executorId: str
-    appVersion: str
-    hostname: str
-    pid: int
-    startedAt: str
-    heartbeatAt: str
+class WorkerLoad(WorkerView):
     heartbeatAgeSeconds: float
-    alive: bool
     runsInFlight: int  # intentQ workflows this executor holds (PENDING)
     tasksInFlight: int  # sbxQ workflows this executor holds (PENDING)
 
@@ -151,9 +145,6 @@ class BulkRequest(RunQuery):
 
     limit: int = Field(100, ge=1, le=BULK_MAX)
     dry_run: bool = True
-
-    def query(self) -> RunQuery:
-        return RunQuery.model_validate(self.model_dump(exclude={"dry_run"}))
 
 
 class BulkOutcome(BaseModel):

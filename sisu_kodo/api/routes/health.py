@@ -8,9 +8,9 @@ from fastapi.responses import JSONResponse
 
 from sisu_kodo.api.deps import ApiState, StateDep
 from sisu_kodo.api.errors import error_responses
-from sisu_kodo.api.views import app_version_gap, iso
+from sisu_kodo.api.views import app_version_gap, worker_view
 from sisu_kodo.auth import auth_required, identify
-from sisu_kodo.contracts.health import Health, WorkerView
+from sisu_kodo.contracts.health import Health
 from sisu_kodo.db import workers
 from sisu_kodo.errors import UnauthenticatedError
 
@@ -45,18 +45,7 @@ def healthz(request: Request, state: StateDep) -> JSONResponse:
     if not detailed:
         body = Health(ok=True, appVersion=settings.topology.app_version, warnings=warnings)
         return JSONResponse(body.model_dump(exclude_none=True))
-    views = [
-        WorkerView(
-            executorId=row.executor_id,
-            appVersion=row.app_version,
-            pid=row.pid,
-            hostname=row.hostname,
-            startedAt=iso(row.started_at) or "",
-            heartbeatAt=iso(row.heartbeat_at) or "",
-            alive=row.alive,
-        )
-        for row in rows
-    ]
+    views = [worker_view(row) for row in rows]
     body = Health(
         ok=True,
         role="api",
