@@ -53,7 +53,14 @@ async def _app_error(request: Request, exc: Exception) -> Response:
     if isinstance(exc, UnauthenticatedError) and request.method == "GET":
         # A page asked for without a session: log in, then come back here.
         return RedirectResponse(f"{LOGIN}?next={request.url.path}", status_code=303)
-    return error_page(request, exc.http_status, exc.code.replace("_", " "), exc.message)
+    message = exc.message
+    if isinstance(exc.details, list):  # field problems: say which field and why
+        message += ": " + "; ".join(
+            f"{item.get('path')}: {item.get('message')}"
+            for item in exc.details
+            if isinstance(item, dict)
+        )
+    return error_page(request, exc.http_status, exc.code.replace("_", " "), message)
 
 
 async def _invalid_request(request: Request, exc: Exception) -> Response:

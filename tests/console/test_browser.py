@@ -7,7 +7,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -292,7 +291,7 @@ def test_the_admin_pages(console: Console) -> None:
     fresh = console.page()
     log_in(fresh, console.base, new_key)
     expect(fresh.get_by_role("link", name="Keys")).to_have_count(0)
-    page.reload()
+    page.goto(f"{console.base}/console/keys")
     assert new_key not in page.content()  # shown once
     page.get_by_role("button", name="Revoke key made-in-console").click()
     fresh.goto(f"{console.base}/console/runs")

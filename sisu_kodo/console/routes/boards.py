@@ -16,7 +16,14 @@ from sisu_kodo.auth import Principal
 from sisu_kodo.console.access import FormDep, OperatorDep, ReaderDep, runtime_of
 from sisu_kodo.console.nav import nav_of
 from sisu_kodo.console.render import html
-from sisu_kodo.contracts.ops import BULK_MAX, BulkRequest, BulkResult, RunQuery, WorkerBoard
+from sisu_kodo.contracts.ops import (
+    BULK_MAX,
+    RUN_PAGE_MAX,
+    BulkRequest,
+    BulkResult,
+    RunQuery,
+    WorkerBoard,
+)
 from sisu_kodo.contracts.runs import CompileOutput, RunStatus, StepId
 from sisu_kodo.db import runs, workers
 from sisu_kodo.errors import NotFoundError
@@ -24,6 +31,9 @@ from sisu_kodo.errors import NotFoundError
 router = APIRouter()
 
 RUNS_PER_PAGE = 50
+# How many runs one bulk action from the console acts on. BulkRequest allows BULK_MAX,
+# but its query() re-validates as a RunQuery, whose limit stops at RUN_PAGE_MAX.
+BULK_LIMIT = RUN_PAGE_MAX
 FILTERS = ("status", "tenant", "recipe", "q")
 Operation = Literal["cancel", "retry"]
 Params = QueryParams | ImmutableMultiDict[str, Any]
@@ -90,8 +100,8 @@ def runs_statuses(request: Request, visitor: ReaderDep) -> Response:
 
 
 def _bulk_request(form: Params, *, dry_run: bool) -> BulkRequest:
-    query = run_query(form, limit=BULK_MAX)
-    return BulkRequest.model_validate({**query.model_dump(exclude={"cursor"}), "dry_run": dry_run})
+    query = run_query(form).model_dump(exclude={"cursor", "limit"})
+    return BulkRequest.model_validate({**query, "limit": BULK_LIMIT, "dry_run": dry_run})
 
 
 def _picked(form: Params) -> list[str]:
@@ -153,7 +163,7 @@ def bulk_confirm(
         result=result,
         picked=_picked(form) if scope == "picked" else [],
         filters=_filter_values(run_query(form)),
-        limit=BULK_MAX,
+        limit=BULK_LIMIT,
     )
 
 
