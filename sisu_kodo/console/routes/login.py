@@ -16,6 +16,7 @@ from sisu_kodo.errors import UnauthenticatedError
 router = APIRouter()
 
 HOME = "/console/runs"
+REFUSED = "That API key is unknown, malformed, expired or revoked."
 
 
 def _safe_next(target: str | None) -> str:
@@ -53,8 +54,9 @@ def log_in(
     except UnauthenticatedError as denied:
         with state.engine.begin() as conn:
             visitor.caller.record(conn, status=denied.http_status, code=denied.code)
+        # One answer for every refusal: the form is not the place to tell them apart.
         return html(
-            request, visitor, "login.html", status=401, next=_safe_next(next), error=denied.message
+            request, visitor, "login.html", status=401, next=_safe_next(next), error=REFUSED
         )
     visitor.caller.principal = principal
     visitor.caller.target = principal.key_id
