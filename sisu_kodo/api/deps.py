@@ -99,18 +99,18 @@ def requires(action: Action) -> Callable[[Request, ApiState], Caller]:
             deny(state, caller, denied)
         caller = replace(caller, principal=principal)
         if not principal.can(action):
-            deny(
-                state,
-                caller,
-                ForbiddenError(
-                    f"key {principal.id} ({principal.name}) may not {action.value}",
-                    {"needs": action.value},
-                ),
-            )
+            deny(state, caller, not_allowed(principal, action))
         return caller
 
     dependency.__name__ = f"requires_{action.value}"
     return dependency
+
+
+def not_allowed(principal: Principal, action: Action) -> ForbiddenError:
+    """The 403 of a principal whose roles do not grant `action`."""
+    return ForbiddenError(
+        f"key {principal.id} ({principal.name}) may not {action.value}", {"needs": action.value}
+    )
 
 
 def deny(state: ApiState, caller: Caller, denied: AppError) -> NoReturn:

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Annotated
 
 import sqlalchemy as sa
 from fastapi import Depends, Request
 from starlette.datastructures import FormData
 
-from sisu_kodo.api.deps import ApiState, Caller, deny
+from sisu_kodo.api.deps import ApiState, Caller, deny, not_allowed
 from sisu_kodo.auth import ANONYMOUS, NOBODY, Action, Principal, auth_required, identify_key
 from sisu_kodo.auth.tokens import new_server_secret
 from sisu_kodo.console.sessions import ConsoleSession, SessionCodec
@@ -60,7 +60,6 @@ class Visitor:
     auth_on: bool
     codec: SessionCodec
     new_session: bool = False
-    data: dict[str, object] = field(default_factory=dict)
 
     @property
     def principal(self) -> Principal:
@@ -124,14 +123,7 @@ def _visit(request: Request, form: FormData | None, action: Action | None) -> Vi
             deny(state, caller, denied)
     caller.principal = principal
     if action is not None and not principal.can(action):
-        deny(
-            state,
-            caller,
-            ForbiddenError(
-                f"key {principal.id} ({principal.name}) may not {action.value}",
-                {"needs": action.value},
-            ),
-        )
+        deny(state, caller, not_allowed(principal, action))
     if session is None:
         return Visitor(caller, ConsoleSession.fresh(), on, codec, new_session=True)
     return Visitor(caller, session, on, codec)

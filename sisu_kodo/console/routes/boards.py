@@ -13,7 +13,7 @@ from starlette.datastructures import ImmutableMultiDict, QueryParams
 from sisu_kodo.api import ops, service, views
 from sisu_kodo.api.bodies import validated
 from sisu_kodo.auth import Principal
-from sisu_kodo.console.access import FormDep, OperatorDep, ReaderDep, runtime_of
+from sisu_kodo.console.access import FormDep, OperatorDep, ReaderDep, Visitor, runtime_of
 from sisu_kodo.console.nav import nav_of
 from sisu_kodo.console.render import html
 from sisu_kodo.contracts.ops import (
@@ -80,23 +80,22 @@ def _runs_context(
 @router.get("/runs")
 def runs_page(request: Request, visitor: ReaderDep) -> Response:
     """GET /runs and GET /runs/counts as a page: newest first, 50 a page."""
-    query = run_query(request.query_params)
-    state = runtime_of(request).state()
-    with state.engine.connect() as conn:
-        context = _runs_context(conn, visitor.principal, query, request)
-        nav = nav_of(conn, visitor.principal, "runs")
-    return html(request, visitor, "runs.html", nav=nav, statuses=list(RunStatus), **context)
+    return _runs(request, visitor, "runs.html")
 
 
 @router.get("/runs/statuses")
 def runs_statuses(request: Request, visitor: ReaderDep) -> Response:
     """The same page's statuses, counts and badge, swapped in place (rows keep their ticks)."""
+    return _runs(request, visitor, "_runs_statuses.html")
+
+
+def _runs(request: Request, visitor: Visitor, template: str) -> Response:
     query = run_query(request.query_params)
     state = runtime_of(request).state()
     with state.engine.connect() as conn:
         context = _runs_context(conn, visitor.principal, query, request)
         nav = nav_of(conn, visitor.principal, "runs")
-    return html(request, visitor, "_runs_statuses.html", nav=nav, **context)
+    return html(request, visitor, template, nav=nav, statuses=list(RunStatus), **context)
 
 
 def _bulk_request(form: Params, *, dry_run: bool) -> BulkRequest:
@@ -110,7 +109,7 @@ def _picked(form: Params) -> list[str]:
 
 
 def _preview(
-    request: Request, form: Params, operation: Operation, every: bool, visitor: Any
+    request: Request, form: Params, operation: Operation, every: bool, visitor: Visitor
 ) -> BulkResult:
     """What the action would touch, by the very dry run of POST /runs/bulk/{operation}."""
     state = runtime_of(request).state()
