@@ -33,6 +33,12 @@ REFERENCE = {
     " all, and the RunView of an executing 10,000-task run stays fast. The before column"
     " is the same command on the code before task notices and app.run_tasks (20 ms status"
     " polling per waiting run; the view loaded the whole task list).",
+    "console_load": "The console's pages, timed by a client on loopback (round trip, so"
+    " server time plus loopback): the runs page with 10,000 runs in the ledger (filters,"
+    " counts per status, the approvals badge: four queries and a template), the approvals"
+    " inbox, and a 10,000-task run's page (plan card, header, one page of 50 tasks, the"
+    " timeline) and its once-a-second live part. Auth off (no key lookups). Target: every"
+    " page p50 well under the 1 s the live parts refresh at.",
     "scale": "TypeScript reference: worker peak RSS 163-265 MB after 1,000-2,000 tasks; at most "
     "100 tasks per run. Target: flat memory, no per-run cap below 10,000.",
 }

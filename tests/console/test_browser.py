@@ -113,7 +113,6 @@ def test_log_in_approve_from_the_inbox_and_watch_the_fan_out_live(console: Conso
     watcher.goto(f"{console.base}/console/runs")
     expect(watcher.locator(f"#status-{run_id}")).to_have_text("waiting_input")
     expect(page.locator("#approvals-badge")).not_to_have_text("0")
-    screenshot(watcher, "runs")
 
     page.get_by_role("link", name=re.compile("Approvals")).click()
     row = page.get_by_role("row").filter(has_text=run_id)
@@ -272,6 +271,9 @@ def test_ticked_rows_are_the_bulk_selection(console: Console) -> None:
 
 def test_the_admin_pages(console: Console) -> None:
     page = console.page("admin")
+    expect(page.get_by_role("heading", name="Runs")).to_be_visible()
+    expect(page.get_by_role("button", name="Cancel…")).to_be_visible()
+    screenshot(page, "runs")
     page.get_by_role("link", name="Queues").click()
     expect(page.get_by_role("heading", name="Queues and workers")).to_be_visible()
     expect(page.get_by_role("cell", name="test-worker-1")).to_be_visible()
