@@ -3,6 +3,7 @@ page, artifact downloads, and the run's actions: approve, reject, retry, cancel.
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
@@ -144,7 +145,8 @@ def download_artifact(
     with state.engine.connect() as conn:
         service.require_visible_run(conn, visitor.principal, run_id=run_id)
         found = service.read_visible_artifact(conn, visitor.principal, uri=uri)
-    name = uri.rsplit("/", 1)[-1] or "artifact"
+    # A file's name comes from the task: keep only characters safe in a header.
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", uri.rsplit("/", 1)[-1]) or "artifact"
     return Response(
         found.content,
         media_type=found.meta.media_type,
