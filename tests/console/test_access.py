@@ -188,3 +188,20 @@ def test_console_permission_matrix(
     assert outcome(status, location) == want, (
         f"{method} {path} as {role} ({'own' if own else 'other'}): {status}"
     )
+
+
+def _event_ids(stream: str) -> list[int]:
+    return [int(line[3:].strip()) for line in stream.splitlines() if line.startswith("id:")]
+
+
+def test_the_timeline_streams_html_items_and_resumes_after_last_event_id(world: World) -> None:
+    console_login(world.client, world.root)
+    url = f"/console/runs/{world.targets[OWN]['run_id']}/timeline"
+    whole = world.client.get(url).text
+    ids = _event_ids(whole)
+    assert ids == sorted(ids) and len(ids) >= 2
+    assert "event: timeline" in whole and '<li id="event-' in whole and "run.canceled" in whole
+    assert "event: end" in whole  # the run has ended: the page closes its stream
+    resumed = world.client.get(url, headers={"Last-Event-ID": str(ids[0])}).text
+    assert _event_ids(resumed) == ids[1:]
+    assert _event_ids(world.client.get(f"{url}?after={ids[-1]}").text) == []
