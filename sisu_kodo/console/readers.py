@@ -60,12 +60,22 @@ def plan_sha256(view: RunView) -> str | None:
     return CompileOutput.model_validate(compile_step.output).planSha256
 
 
-def read_plan(conn: sa.Connection, principal: Principal, view: RunView) -> Plan | None:
-    """The run's plan card, if CompileST has written it."""
+@dataclass(frozen=True)
+class PlanCard:
+    plan: Plan  # with its first PLAN_TASKS_SHOWN tasks
+    task_count: int  # all of them
+
+
+def read_plan(conn: sa.Connection, principal: Principal, view: RunView) -> PlanCard | None:
+    """The run's plan card, if CompileST has written it; only the tasks shown are parsed
+    into models (a 10,000-task plan is a megabyte of JSON)."""
     uri = next((ref.uri for ref in view.artifacts if ref.kind == "plan_card"), None)
     if uri is None:
         return None
-    return Plan.model_validate_json(service.read_visible_artifact(conn, principal, uri=uri).content)
+    card = json.loads(service.read_visible_artifact(conn, principal, uri=uri).content)
+    tasks = card.get("tasks", [])
+    plan = Plan.model_validate({**card, "tasks": tasks[:PLAN_TASKS_SHOWN]})
+    return PlanCard(plan, len(tasks))
 
 
 @dataclass(frozen=True)

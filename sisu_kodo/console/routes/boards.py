@@ -68,10 +68,14 @@ def _runs_context(
 ) -> dict[str, Any]:
     settings = runtime_of(request).state().settings
     every_status = query.model_copy(update={"status": [], "cursor": None})
+    counts = ops.count_runs(conn, principal, every_status)
+    matching = (
+        sum(counts.statuses[status] for status in query.status) if query.status else counts.total
+    )
     return {
         "page": ops.list_runs(conn, principal, query, settings),
-        "counts": ops.count_runs(conn, principal, every_status),
-        "matching": ops.count_runs(conn, principal, query.model_copy(update={"cursor": None})),
+        "counts": counts,
+        "matching": matching,
         "filters": _filter_values(query),
         "query_string": str(request.query_params),
     }

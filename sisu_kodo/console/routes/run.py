@@ -62,7 +62,7 @@ def run_page(
     with state.engine.connect() as conn:
         row = service.require_visible_run(conn, visitor.principal, run_id=run_id)
         may_decide = service.may_decide(conn, visitor.principal, row)
-        plan = readers.read_plan(conn, visitor.principal, run)
+        card = readers.read_plan(conn, visitor.principal, run)
         events = views.list_event_views(conn, run_id=run_id)
         nav = nav_of(conn, visitor.principal, "runs")
     return html(
@@ -70,8 +70,7 @@ def run_page(
         visitor,
         "run.html",
         nav=nav,
-        plan=plan,
-        plan_tasks_shown=readers.PLAN_TASKS_SHOWN,
+        card=card,
         may_decide=may_decide,
         events=events,
         last_seq=events[-1].seq if events else 0,
