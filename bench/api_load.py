@@ -8,21 +8,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 
-from bench.harness import ROOT, bench_stack, report, start_to_gate, wait_terminal
-
-
-def _load(url: str, method: str, threads: int, seconds: float, body: str | None = None) -> dict:
-    loadgen = str(ROOT / "bench" / "loadgen.py")
-    command = [sys.executable, loadgen, "--url", url, "--method", method]
-    command += ["--threads", str(threads), "--seconds", str(seconds)]
-    if body is not None:
-        command += ["--body", body]
-    done = subprocess.run(command, capture_output=True, text=True, check=True, timeout=600)
-    result: dict = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
+from bench.harness import bench_stack, http_load, report, start_to_gate, wait_terminal
 
 
 def main(argv: list[str] | None = None) -> dict[str, object]:
@@ -35,8 +22,8 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         run_id = start_to_gate(bench.client, tasks=args.tasks)
         bench.client.approve_plan(run_id, "bench")
         wait_terminal(bench.engine, run_id)
-        view = _load(f"{bench.stack.base_url}/runs/{run_id}", "GET", args.threads, args.seconds)
-        intents = _load(
+        view = http_load(f"{bench.stack.base_url}/runs/{run_id}", "GET", args.threads, args.seconds)
+        intents = http_load(
             f"{bench.stack.base_url}/intents",
             "POST",
             args.threads,

@@ -12,6 +12,7 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -180,6 +181,20 @@ def report(name: str, command: str, figures: dict[str, Any]) -> dict[str, Any]:
     (RESULTS / f"{name}.json").write_text(json.dumps(document, indent=2) + "\n")
     print(json.dumps(document, indent=2))
     return document
+
+
+def http_load(
+    url: str, method: str, threads: int, seconds: float, body: str | None = None
+) -> dict[str, Any]:
+    """A bounded load (`threads` clients for `seconds`) from a second process on loopback
+    (bench/loadgen.py): its requests, errors, rps and client- and server-side percentiles."""
+    command = [sys.executable, str(ROOT / "bench" / "loadgen.py"), "--url", url]
+    command += ["--method", method, "--threads", str(threads), "--seconds", str(seconds)]
+    if body is not None:
+        command += ["--body", body]
+    done = subprocess.run(command, capture_output=True, text=True, check=True, timeout=600)
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
 
 
 def now() -> float:

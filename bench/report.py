@@ -39,6 +39,9 @@ REFERENCE = {
     " inbox, and a 10,000-task run's page (plan card, header, one page of 50 tasks, the"
     " timeline) and its once-a-second live part. Auth off (no key lookups). Target: every"
     " page p50 well under the 1 s the live parts refresh at.",
+    "run_list": "Target: GET /runs answers in under 300 ms p50 server-side with 10,000 runs."
+    " server* figures are the API's own Server-Timing; p50Ms/p99Ms add the loopback round"
+    " trip under the bounded load (threads clients at once).",
     "scale": "TypeScript reference: worker peak RSS 163-265 MB after 1,000-2,000 tasks; at most "
     "100 tasks per run. Target: flat memory, no per-run cap below 10,000.",
 }

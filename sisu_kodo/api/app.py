@@ -13,7 +13,7 @@ from fastapi.responses import RedirectResponse
 from sisu_kodo.api.deps import ApiState
 from sisu_kodo.api.errors import document_error_lattice, install_error_handlers
 from sisu_kodo.api.gateway import WorkflowGateway
-from sisu_kodo.api.middleware import BrowserGuard, StrictJsonBodies
+from sisu_kodo.api.middleware import BrowserGuard, ServerTiming, StrictJsonBodies
 from sisu_kodo.api.origins import SiteAllowlist
 from sisu_kodo.api.routes import artifacts, audit, health, intents, keys, ops, runs
 from sisu_kodo.auth import check_bind
@@ -69,6 +69,7 @@ def create_app(settings: Settings) -> FastAPI:
         StrictJsonBodies, max_bytes=settings.api.max_body_bytes, form_prefixes=(CONSOLE + "/",)
     )
     app.add_middleware(BrowserGuard, sites=SiteAllowlist.from_settings(settings))
+    app.add_middleware(ServerTiming)  # outermost: its time covers the guards too
     install_error_handlers(app)
     # ops before runs: /runs/counts and /runs/bulk/... are not run ids.
     for module in (health, intents, ops, runs, artifacts, keys, audit):

@@ -179,6 +179,12 @@ def test_filters_status_query_order_and_time(ops: Ops) -> None:
     assert counts["statuses"] == {s.value: 0 for s in RunStatus} | {"failed": 1, "queued": 1}
 
 
+def test_answers_say_their_server_side_time(ops: Ops) -> None:
+    answer = ops.api.get("/runs", headers=ops.reader_a)
+    timing = answer.headers["server-timing"]
+    assert timing.startswith("app;dur=") and float(timing.split("=", 1)[1]) >= 0
+
+
 def test_cursor_pages_are_stable_while_runs_are_inserted(ops: Ops) -> None:
     before = [ops.start(A) for _ in range(7)]
     page = ops.get("/runs", ops.reader_a, limit=3)
@@ -223,6 +229,8 @@ def test_bulk_cancel_dry_run_counts_before_it_acts(ops: Ops) -> None:
     assert {ops.status(run_id) for run_id in targets} == {RunStatus.QUEUED}
     bulk_rows = "SELECT COUNT(*) FROM app.audit_log WHERE action LIKE '%/bulk/%'"
     assert scalar(ops.ledger, bulk_rows) == 0  # a dry run changes nothing, so audits nothing
+    # A bulk limit may exceed a page's (200): it caps the runs acted on, not a page.
+    assert ops.bulk("cancel", ops.operator_a, limit=1000)["matched"] == 3
     done = ops.bulk("cancel", ops.operator_a, status=["queued"], dryRun=False, limit=2)
     assert done["matched"] == 3 and done["acted"] == 2 and done["succeeded"] == 2
     assert {ops.status(run_id) for run_id in targets[1:]} == {RunStatus.CANCELED}

@@ -36,6 +36,7 @@ SMOKE = [
     ("recovery", ["--tasks", "40", "--repeat", "1"], ["restartToFirstResumedTaskSeconds"]),
     ("fairness", ["--a-tasks", "80", "--b-tasks", "5"], ["bTaskStartDelayMs"]),
     ("scale", ["--tasks", "60"], ["workerPeakRssMB", "rowsWrittenPerTask"]),
+    ("run_list", ["--runs", "60", "--seconds", "1", "--threads", "2"], ["firstPage", "counts"]),
     ("idle_load", IDLE_LOAD_ARGS, ["transactionsPerSecondByWaitingRuns", "getRunViewP50Ms"]),
 ]
 

@@ -11,7 +11,6 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -90,47 +89,50 @@ def as_json(done: subprocess.CompletedProcess[str]) -> Any:
     return json.loads(ok(done))
 
 
-# The README's "flow by CLI", verbatim but for the two keys (separation of duties).
-README_CLI_FLOW = textwrap.dedent(
-    """
-    set -euo pipefail
-    export SISU_API_KEY=$SUBMITTER
-    R=$(sisu submit "build logic" --tenant tenant-alpha --steps 10 --concurrency 5 --wait)
-    sisu run $R                                    # waiting_input / DecideST / APPROVE_PLAN
-    export SISU_API_KEY=$APPROVER
-    sisu approve $R --note "looks right" --wait    # live fan-out, exit 0 once succeeded
-    sisu logs $R                                   # phase transitions
-    sisu logs $R --task task-001                    # one task's stdout and stderr
-    sisu runs --status succeeded
-    echo "RUN=$R"
-    """
-)
+def readme_cli_flow() -> str:
+    """The README's "flow by CLI" block, as written there."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("### The flow by CLI", 1)[1]
+    return section.split("```bash\n", 1)[1].split("```", 1)[0]
 
 
-def test_the_manual_flow_by_cli_without_curl_or_jq(
-    cli_stack: Stack, keys: dict[str, str], tmp_path: Path
+def test_the_readmes_flow_by_cli_runs_verbatim_without_curl_or_jq(
+    stack: Stack, tmp_path: Path
 ) -> None:
+    """On the session's stack (auth off on loopback, as the README's flow assumes)."""
     script = tmp_path / "flow.sh"
-    script.write_text(README_CLI_FLOW)
-    env = cli_env(cli_stack, None) | {
-        "SUBMITTER": keys["submitter"],
-        "APPROVER": keys["approver"],
-    }
+    script.write_text("set -euo pipefail\n" + readme_cli_flow() + 'echo "RUN=$R"\n')
     done = subprocess.run(
-        ["bash", str(script)], env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path
+        ["bash", str(script)],
+        env=cli_env(stack, None),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
     )
     out = done.stdout
     assert done.returncode == 0, out + done.stderr
     run_id = out.rsplit("RUN=", 1)[1].strip()
     assert "waiting_input" in out and "APPROVE_PLAN" in out and "DecideST" in out
-    assert "plan ready" in done.stderr and "succeeded" in done.stderr
+    assert "plan ready" in done.stderr and f"run {run_id}: succeeded" in done.stderr
     assert "plan.approved" in out and "OK: " in out  # the events, then task-001's stdout
     assert out.count(run_id) >= 2  # `sisu run`'s header and `sisu runs`'s row
-    view = as_json(sisu(cli_stack, keys["viewer"], "run", run_id, "--json"))
+    view = as_json(sisu(stack, None, "run", run_id, "--json"))
     assert view["run"]["status"] == "succeeded" and view["tasks"]["total"] == 10
     assert {task["status"] for task in view["tasks"]["tasks"]} == {"succeeded"}
+
+
+def test_the_flow_by_cli_with_keys(cli_stack: Stack, keys: dict[str, str]) -> None:
+    """A submitter's key starts, an approver's approves (separation of duties)."""
+    run_id = ok(sisu(cli_stack, keys["submitter"], "submit", "keyed", "--wait")).strip()
+    approved = sisu(cli_stack, keys["approver"], "approve", run_id, "--wait")
+    assert approved.returncode == 0 and "succeeded" in approved.stderr, approved.stderr
+    view = as_json(sisu(cli_stack, keys["viewer"], "run", run_id, "--json"))
     approvals = view["run"]["approvals"]["approvers"]
     assert [vote["principal"]["name"] for vote in approvals] == ["ada"]
+    assert view["run"]["startedBy"]["name"] == "sam"
+    followed = ok(sisu(cli_stack, keys["viewer"], "logs", run_id, "--follow"))
+    assert "plan.approved" in followed and "run.succeeded" in followed  # ends with the run
 
 
 def test_json_answers_for_scripts(cli_stack: Stack, keys: dict[str, str]) -> None:
