@@ -1,6 +1,7 @@
 """The console under load: the runs page with N runs in the ledger, and the run page (and
 its polled live part) of a T-task run, each driven by a bounded load from a second process
-on loopback (bench/loadgen.py). Auth is off in the bench stack, so no login is needed.
+on loopback (bench/loadgen.py), timed by the client and by the API's Server-Timing. Auth
+is off in the bench stack, so no login is needed.
 
     python -m bench.console_load [--runs 10000] [--tasks 10000] [--threads 4] [--seconds 10]
 """
@@ -12,8 +13,7 @@ import uuid
 
 import sqlalchemy as sa
 
-from bench.api_load import _load
-from bench.harness import bench_stack, report, start_to_gate
+from bench.harness import bench_stack, http_load, report, start_to_gate
 from sisu_kodo.api.service import run_id_for
 from sisu_kodo.db import approvals, intents, runs
 from sisu_kodo.workflows.names import plan_workflow_id
@@ -60,11 +60,11 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         base = f"{bench.stack.base_url}/console"
         load = {"threads": args.threads, "seconds": args.seconds}
         figures = {
-            "runsPage": _load(f"{base}/runs", "GET", **load),
-            "runsPageFiltered": _load(f"{base}/runs?tenant=tenant-b&q=seeded", "GET", **load),
-            "approvalsPage": _load(f"{base}/approvals", "GET", **load),
-            "runPage": _load(f"{base}/runs/{run_id}?offset=5000", "GET", **load),
-            "runLive": _load(f"{base}/runs/{run_id}/live?offset=5000", "GET", **load),
+            "runsPage": http_load(f"{base}/runs", "GET", **load),
+            "runsPageFiltered": http_load(f"{base}/runs?tenant=tenant-b&q=seeded", "GET", **load),
+            "approvalsPage": http_load(f"{base}/approvals", "GET", **load),
+            "runPage": http_load(f"{base}/runs/{run_id}?offset=5000", "GET", **load),
+            "runLive": http_load(f"{base}/runs/{run_id}/live?offset=5000", "GET", **load),
         }
     return report(
         "console_load",

@@ -18,7 +18,6 @@ from sisu_kodo.console.nav import nav_of
 from sisu_kodo.console.render import html
 from sisu_kodo.contracts.ops import (
     BULK_MAX,
-    RUN_PAGE_MAX,
     BulkRequest,
     BulkResult,
     RunQuery,
@@ -31,9 +30,6 @@ from sisu_kodo.errors import NotFoundError
 router = APIRouter()
 
 RUNS_PER_PAGE = 50
-# How many runs one bulk action from the console acts on. BulkRequest allows BULK_MAX,
-# but its query() re-validates as a RunQuery, whose limit stops at RUN_PAGE_MAX.
-BULK_LIMIT = RUN_PAGE_MAX
 FILTERS = ("status", "tenant", "recipe", "q")
 Operation = Literal["cancel", "retry"]
 Params = QueryParams | ImmutableMultiDict[str, Any]
@@ -104,7 +100,7 @@ def _runs(request: Request, visitor: Visitor, template: str) -> Response:
 
 def _bulk_request(form: Params, *, dry_run: bool) -> BulkRequest:
     query = run_query(form).model_dump(exclude={"cursor", "limit"})
-    return BulkRequest.model_validate({**query, "limit": BULK_LIMIT, "dry_run": dry_run})
+    return BulkRequest.model_validate({**query, "limit": BULK_MAX, "dry_run": dry_run})
 
 
 def _picked(form: Params) -> list[str]:
@@ -166,7 +162,7 @@ def bulk_confirm(
         result=result,
         picked=_picked(form) if scope == "picked" else [],
         filters=_filter_values(run_query(form)),
-        limit=BULK_LIMIT,
+        limit=BULK_MAX,
     )
 
 
