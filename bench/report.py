@@ -33,6 +33,13 @@ REFERENCE = {
     " all, and the RunView of an executing 10,000-task run stays fast. The before column"
     " is the same command on the code before task notices and app.run_tasks (20 ms status"
     " polling per waiting run; the view loaded the whole task list).",
+    "console_load": "The console's pages under a bounded load (threads clients at once);"
+    " server* figures are the API's own Server-Timing, p50Ms/p99Ms add the loopback round"
+    " trip. Pages: the runs page with 10,000 runs in the ledger (filters,"
+    " counts per status, the approvals badge: four queries and a template), the approvals"
+    " inbox, and a 10,000-task run's page (plan card, header, one page of 50 tasks, the"
+    " timeline) and its once-a-second live part. Auth off (no key lookups). Target: every"
+    " page p50 well under the 1 s the live parts refresh at.",
     "run_list": "Target: GET /runs answers in under 300 ms p50 server-side with 10,000 runs."
     " server* figures are the API's own Server-Timing; p50Ms/p99Ms add the loopback round"
     " trip under the bounded load (threads clients at once).",

@@ -594,6 +594,13 @@ class ApiSettings(SettingsGroup):
         alias="SISU_ADMIN_TOKEN",
         description="When set, the worker's admin /metrics requires it as a bearer token.",
     )
+    console_session_seconds: int = Field(
+        28_800,
+        alias="SISU_CONSOLE_SESSION_SECONDS",
+        ge=60,
+        le=2_592_000,
+        description="How long a console login lasts (its signed session cookie's lifetime).",
+    )
 
     @field_validator("allowed_hosts", "allowed_origins", mode="before")
     @classmethod

@@ -18,7 +18,7 @@ TESTS = Path(__file__).resolve().parent
 # Every test in these directories starts a real server or sandbox.
 DIRECTORY_MARKERS = {TESTS / "oc": "opencode", TESTS / "sbx": "sandbox"}
 # Markers of the full tier only: each implies `integration`, which the quick tier excludes.
-FULL_TIER_MARKERS = ("opencode", "sandbox")
+FULL_TIER_MARKERS = ("opencode", "sandbox", "browser")
 
 
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker

@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi.responses import RedirectResponse
 
 from sisu_kodo.api.deps import ApiState
 from sisu_kodo.api.errors import document_error_lattice, install_error_handlers
@@ -17,8 +18,16 @@ from sisu_kodo.api.origins import SiteAllowlist
 from sisu_kodo.api.routes import artifacts, audit, health, intents, keys, ops, runs
 from sisu_kodo.auth import check_bind
 from sisu_kodo.config import Settings
+from sisu_kodo.console import create_console
 from sisu_kodo.db.databases import open_databases
 from sisu_kodo.db.engine import same_database
+
+CONSOLE = "/console"
+
+
+def get_state_of(app: FastAPI) -> ApiState:
+    state: ApiState = app.state.api
+    return state
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -56,13 +65,19 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     # Added last runs first: the Host/Origin guard refuses before any body is read.
-    app.add_middleware(StrictJsonBodies, max_bytes=settings.api.max_body_bytes)
+    app.add_middleware(
+        StrictJsonBodies, max_bytes=settings.api.max_body_bytes, form_prefixes=(CONSOLE + "/",)
+    )
     app.add_middleware(BrowserGuard, sites=SiteAllowlist.from_settings(settings))
     app.add_middleware(ServerTiming)  # outermost: its time covers the guards too
     install_error_handlers(app)
     # ops before runs: /runs/counts and /runs/bulk/... are not run ids.
     for module in (health, intents, ops, runs, artifacts, keys, audit):
         app.include_router(module.router)
+
+    # The console: HTML pages over the same state and service functions, outside OpenAPI.
+    app.mount(CONSOLE, create_console(lambda: get_state_of(app)))
+    app.add_api_route(CONSOLE, lambda: RedirectResponse(CONSOLE + "/runs"), include_in_schema=False)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -96,24 +96,24 @@ def requires(action: Action) -> Callable[[Request, ApiState], Caller]:
             with state.engine.begin() as conn:
                 principal = identify(conn, state.settings, request.headers.get("authorization"))
         except UnauthenticatedError as denied:
-            _deny(state, caller, denied)
+            deny(state, caller, denied)
         caller = replace(caller, principal=principal)
         if not principal.can(action):
-            _deny(
-                state,
-                caller,
-                ForbiddenError(
-                    f"key {principal.id} ({principal.name}) may not {action.value}",
-                    {"needs": action.value},
-                ),
-            )
+            deny(state, caller, not_allowed(principal, action))
         return caller
 
     dependency.__name__ = f"requires_{action.value}"
     return dependency
 
 
-def _deny(state: ApiState, caller: Caller, denied: AppError) -> NoReturn:
+def not_allowed(principal: Principal, action: Action) -> ForbiddenError:
+    """The 403 of a principal whose roles do not grant `action`."""
+    return ForbiddenError(
+        f"key {principal.id} ({principal.name}) may not {action.value}", {"needs": action.value}
+    )
+
+
+def deny(state: ApiState, caller: Caller, denied: AppError) -> NoReturn:
     """Audit the refusal in its own transaction (the request writes nothing else), then raise."""
     with state.engine.begin() as conn:
         caller.record(conn, status=denied.http_status, code=denied.code)
@@ -129,7 +129,7 @@ def audited_unit(state: ApiState, caller: Caller, *, status: int) -> Iterator[Un
             yield unit
             caller.record(unit.conn, status=status)
     except ForbiddenError as denied:
-        _deny(state, caller, denied)
+        deny(state, caller, denied)
 
 
 ReaderDep = Annotated[Caller, Depends(requires(Action.READ))]

@@ -71,25 +71,30 @@ class StrictJsonBodies:
     a body is never buffered past the cap, and a declared oversize one is refused unread.
     """
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, *, max_bytes: int, form_prefixes: tuple[str, ...] = ()
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        # Paths whose bodies are HTML forms (the console): capped, but not read as JSON.
+        self.form_prefixes = form_prefixes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in _BODY_METHODS:
             await self.app(scope, receive, send)
             return
+        forms = scope["path"].startswith(self.form_prefixes) if self.form_prefixes else False
         try:
             self._check_declared_length(Headers(scope=scope).get("content-length"))
             body = await self._read_body(receive)
-            if body:
+            if body and not forms:
                 check_json_body(body)
         except AppError as exc:
             await error_response(exc)(scope, receive, send)
             return
         if body is None:  # the client left before sending its body: nobody to answer
             return
-        await self.app(_labelled_json(scope), _replay(body, receive), send)
+        await self.app(scope if forms else _labelled_json(scope), _replay(body, receive), send)
 
     def _check_declared_length(self, declared: str | None) -> None:
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:

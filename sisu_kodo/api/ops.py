@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
+from typing import Literal
 
 import sqlalchemy as sa
 
@@ -241,6 +242,25 @@ def bulk_cancel(state: ApiState, caller: Caller, request: BulkRequest) -> BulkRe
 def bulk_retry(state: ApiState, caller: Caller, request: BulkRequest) -> BulkResult:
     """Retry the runs `request` matches (or, on a dry run, count them)."""
     return _bulk(state, caller, request, _retry_one)
+
+
+def act_on_runs(
+    state: ApiState, caller: Caller, run_ids: list[str], operation: Literal["cancel", "retry"]
+) -> BulkResult:
+    """Cancel or retry runs picked one by one (the console's ticked rows), each exactly as
+    a bulk action acts on one run: its own transaction, audit row and outcome."""
+    act = _cancel_one if operation == "cancel" else _retry_one
+    outcomes = [_act_on(state, caller, run_id, act) for run_id in run_ids]
+    succeeded = sum(1 for outcome in outcomes if outcome.ok)
+    return BulkResult(
+        dryRun=False,
+        matched=len(run_ids),
+        firstIds=run_ids[:FIRST_IDS],
+        acted=len(outcomes),
+        succeeded=succeeded,
+        failed=len(outcomes) - succeeded,
+        outcomes=outcomes,
+    )
 
 
 def _bulk(state: ApiState, caller: Caller, request: BulkRequest, act: RunAction) -> BulkResult:

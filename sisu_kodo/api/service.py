@@ -17,7 +17,7 @@ from dbos import DBOSClient
 from sisu_kodo.api.deps import IN_PROCESS, Caller
 from sisu_kodo.api.gateway import Enqueue, UnitOfWork
 from sisu_kodo.api.policy import check_run_policy
-from sisu_kodo.auth import ANONYMOUS, Principal
+from sisu_kodo.auth import ANONYMOUS, Action, Principal
 from sisu_kodo.canonical import sha256_hex
 from sisu_kodo.contracts.intents import IntentCreate
 from sisu_kodo.contracts.runs import (
@@ -31,7 +31,7 @@ from sisu_kodo.contracts.runs import (
     RunStatus,
     StepId,
 )
-from sisu_kodo.db import approvals, executions, intents, recipes, runs
+from sisu_kodo.db import approvals, artifacts, executions, intents, recipes, runs
 from sisu_kodo.errors import (
     ForbiddenError,
     IllegalStateError,
@@ -84,6 +84,20 @@ def require_visible_run(
     if run is None or not principal.sees(run.queue_partition_key):
         raise NotFoundError(f"run {run_id} not found", {"runId": run_id})
     return run
+
+
+def read_visible_artifact(
+    conn: sa.Connection, principal: Principal, *, uri: str
+) -> artifacts.Artifact:
+    """The artifact, if `principal` may see its run's tenant; otherwise the 404 of a missing one."""
+    found = None
+    if "\x00" not in uri:  # PostgreSQL text holds no NUL, so no artifact has one
+        tenant = artifacts.read_artifact_tenant(conn, uri=uri)
+        if principal.sees(tenant):  # another tenant's artifact: as if missing
+            found = artifacts.read_artifact(conn, uri=uri)
+    if found is None:
+        raise NotFoundError(f"artifact {uri} not found", {"uri": uri})
+    return found
 
 
 def _require_visible_intent(
@@ -294,15 +308,28 @@ def _gate(
         )
     recipe = recipes.read_recipe(conn, name=run.recipe_name)
     assert recipe is not None  # app.runs.recipe_name references app.recipes
-    starter = approvals.read_starter(conn, run_id=run_id)
-    own = principal.key_id is not None and starter.key_id == principal.key_id
-    if own and not recipe.allow_self_approval:
+    if _self_approval(conn, principal, run_id) and not recipe.allow_self_approval:
         raise SelfApprovalForbiddenError(
             f"key {principal.id} started run {run_id} and may not decide its plan;"
             " another approver must (or the recipe must set allowSelfApproval)",
             {"runId": run_id, "keyId": principal.key_id},
         )
     return run, recipe
+
+
+def _self_approval(conn: sa.Connection, principal: Principal, run_id: str) -> bool:
+    starter = approvals.read_starter(conn, run_id=run_id)
+    return principal.key_id is not None and starter.key_id == principal.key_id
+
+
+def may_decide(conn: sa.Connection, principal: Principal, run: runs.RunRow) -> bool:
+    """Whether `principal` may approve or reject the run's plan (its role, and separation
+    of duties), so a page shows the gate's buttons only to those who may press them."""
+    if not principal.can(Action.DECIDE):
+        return False
+    recipe = recipes.read_recipe(conn, name=run.recipe_name)
+    allowed = recipe is not None and recipe.allow_self_approval
+    return allowed or not _self_approval(conn, principal, run.id)
 
 
 def _record_decision(

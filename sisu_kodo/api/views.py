@@ -7,7 +7,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from sisu_kodo.auth import ANONYMOUS_ID
+from sisu_kodo.api import service
+from sisu_kodo.auth import ANONYMOUS_ID, Principal
 from sisu_kodo.config import Settings
 from sisu_kodo.contracts.health import WorkerView
 from sisu_kodo.contracts.ops import TaskStatus
@@ -201,6 +202,14 @@ def list_event_views(conn: sa.Connection, *, run_id: str, after_seq: int = 0) ->
         )
         for event in runs.list_events(conn, run_id=run_id, after_seq=after_seq)
     ]
+
+
+def visible_run_view(
+    conn: sa.Connection, principal: Principal, *, run_id: str, settings: Settings
+) -> RunView:
+    """GET /runs/{id}: the RunView with identity, if `principal` may see the run (else 404)."""
+    run = service.require_visible_run(conn, principal, run_id=run_id)
+    return with_identity(conn, build_run_view(conn, run_id=run_id, settings=settings), run)
 
 
 def with_identity(conn: sa.Connection, view: RunView, run: runs.RunRow) -> RunView:

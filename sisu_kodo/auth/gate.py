@@ -61,6 +61,23 @@ def identify(conn: sa.Connection, settings: Settings, authorization: str | None)
     secret = api_keys.server_secret(conn, new=new_server_secret())
     if not secret_matches(secret, token, row.secret_hash if row else _DUMMY_HASH) or row is None:
         raise UnauthenticatedError("unknown API key")
+    return _active_principal(conn, row)
+
+
+def identify_key(conn: sa.Connection, key_id: str) -> Principal:
+    """The principal of a key proven earlier (the console's signed session names it),
+    if the key is still usable.
+
+    Raises:
+        UnauthenticatedError: the key is unknown, expired or revoked.
+    """
+    row = api_keys.read_key(conn, key_id=key_id)
+    if row is None:
+        raise UnauthenticatedError("unknown API key")
+    return _active_principal(conn, row)
+
+
+def _active_principal(conn: sa.Connection, row: api_keys.KeyRow) -> Principal:
     if row.revoked_at is not None:
         raise UnauthenticatedError(f"API key {row.id} is revoked", {"keyId": row.id})
     if row.expires_at is not None and row.expires_at <= datetime.now(UTC):

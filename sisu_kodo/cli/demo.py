@@ -49,7 +49,7 @@ def demo(
         SisuClient(base_url, api_key=settings.api.api_key) as client,
     ):
         try:
-            run = _drive(client, goal, steps, concurrency, partition, approve, timeout)
+            run = _drive(client, base_url, goal, steps, concurrency, partition, approve, timeout)
         except (AppError, TimeoutError) as exc:
             err_console.print(f"[red]demo failed:[/red] {exc}")
             raise typer.Exit(1) from exc
@@ -58,6 +58,7 @@ def demo(
 
 def _drive(
     client: SisuClient,
+    base_url: str,
     goal: str,
     steps: int,
     concurrency: int,
@@ -68,6 +69,7 @@ def _drive(
     console.rule("[bold]L01: intent and run")
     started = client.submit(goal, partition=partition, steps=steps, concurrency=concurrency)
     console.print(f"intent [cyan]{started.intentId}[/cyan] -> run [cyan]{started.runId}[/cyan]")
+    console.print(f"console: [cyan]{base_url}/console/runs/{started.runId}[/cyan]")
 
     console.rule("[bold]L02: the approval gate")
     with console.status("compiling the plan (CompileST, DecideST)..."):
@@ -80,7 +82,8 @@ def _drive(
         console.print("plan approved by [bold]ops-lead[/bold]")
     else:
         console.print(
-            "waiting for a human: curl -sS -X POST "
+            f"waiting for a human: approve it at {base_url}/console/runs/{run.runId}, or"
+            " curl -sS -X POST "
             f'$BASE/runs/{run.runId}/approve-plan -d \'{{"approvedBy":"ops-lead"}}\''
         )
         run = client.wait(

@@ -63,6 +63,7 @@ def up(ctx: typer.Context) -> None:
         console.print(
             f"[green]sisu is up[/green]: API {base}  (logs in {logs}; `sisu stop` ends it)"
         )
+        console.print(f"console: [cyan]{base}/console[/cyan] (log in with an API key)")
 
     raise typer.Exit(run_stack(settings_of(ctx), ready=ready))
 

@@ -54,7 +54,7 @@ def with_latest_attempts(
     stored = artifacts.list_artifacts(conn, run_id=run_id, step=StepId.EXECUTE, task_keys=keys)
     uris: dict[tuple[str, int], list[str]] = {}
     for meta in stored:
-        attempt = _attempt_of(meta.uri)
+        attempt = attempt_of(meta.uri)
         if meta.task_key and attempt is not None:
             uris.setdefault((meta.task_key, attempt), []).append(meta.uri)
     for view in views:
@@ -74,7 +74,8 @@ def with_latest_attempts(
     return views
 
 
-def _attempt_of(uri: str) -> int | None:
+def attempt_of(uri: str) -> int | None:
+    """The attempt number in a task artifact's URI (`.../attempt/<n>/...`), if any."""
     parts = uri.split("/attempt/")
     if len(parts) != 2:
         return None

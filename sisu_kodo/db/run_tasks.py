@@ -48,6 +48,21 @@ def count_tasks(conn: sa.Connection, *, run_id: str) -> int:
     )
 
 
+def read_pending_view(conn: sa.Connection, *, run_id: str, task_key: str) -> TaskView | None:
+    """One decided task as a view with no attempt yet, or None when the run has no such task."""
+    row = conn.execute(
+        sa.text(
+            "SELECT task_key, task_index, name, command FROM app.run_tasks"
+            " WHERE run_id = :run_id AND task_key = :task_key"
+        ),
+        {"run_id": run_id, "task_key": task_key},
+    ).one_or_none()
+    if row is None:
+        return None
+    key, index, name, command = row
+    return TaskView(taskKey=key, index=index, name=name, command=command, status="pending")
+
+
 def list_pending_views(
     conn: sa.Connection, *, run_id: str, offset: int, limit: int
 ) -> list[TaskView]:

@@ -28,6 +28,11 @@ SMOKE = [
     ("fanout", ["--tasks", "20", "--repeat", "1"], ["sisuTasksPerSecond", "ratioToRawDbos"]),
     ("latency", ["--runs", "3"], ["intentToWaitingInputMs", "approvalToFirstTaskMs"]),
     ("api_load", ["--tasks", "20", "--seconds", "1", "--threads", "2"], ["getRunView"]),
+    (
+        "console_load",
+        ["--runs", "40", "--tasks", "20", "--seconds", "1", "--threads", "2"],
+        ["runsPage", "runPage"],
+    ),
     ("recovery", ["--tasks", "40", "--repeat", "1"], ["restartToFirstResumedTaskSeconds"]),
     ("fairness", ["--a-tasks", "80", "--b-tasks", "5"], ["bTaskStartDelayMs"]),
     ("scale", ["--tasks", "60"], ["workerPeakRssMB", "rowsWrittenPerTask"]),

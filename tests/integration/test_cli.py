@@ -36,6 +36,7 @@ def test_demo_against_running_stack(stack: Stack) -> None:
     assert "outcome: succeeded" in done.stdout
     assert done.stdout.count("task-0") == 10  # the 10-task table
     assert "waiting_input" in done.stdout and "plan_card" in done.stdout
+    assert f"console: {stack.base_url}/console/runs/run_" in done.stdout
 
 
 def test_demo_wait_mode_fails_cleanly_when_nobody_approves(stack: Stack) -> None:
@@ -56,6 +57,7 @@ def test_demo_up_on_embedded_postgres(tmp_path: Path) -> None:
     done = sisu("demo", "--up", env=env, timeout=240)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "sisu is up" in done.stdout and "outcome: succeeded" in done.stdout
+    assert f"console: http://127.0.0.1:{env['PORT']}/console/runs/run_" in done.stdout
     assert "stack stopped" in done.stdout
     assert not (tmp_path / "data" / "sisu-up.pid").exists()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
+import sqlalchemy as sa
 from fastapi import APIRouter, Query
 
 from sisu_kodo.api.deps import AuditorDep, StateDep
@@ -30,9 +31,21 @@ def list_audit(
     """Entries for a run (`runId`), a principal (key id or `anonymous`), after `since`;
     `cursor` is the previous page's `nextCursor`."""
     with state.engine.connect() as conn:
-        rows = audit.list_entries(
-            conn, target=runId, principal=principal, since=since, before_id=cursor, limit=PAGE
-        )
+        return read_audit_page(conn, target=runId, principal=principal, since=since, cursor=cursor)
+
+
+def read_audit_page(
+    conn: sa.Connection,
+    *,
+    target: str | None,
+    principal: str | None,
+    since: datetime | None,
+    cursor: int | None,
+) -> AuditPage:
+    """A page of the audit log, newest first (GET /audit and the console's audit page)."""
+    rows = audit.list_entries(
+        conn, target=target, principal=principal, since=since, before_id=cursor, limit=PAGE
+    )
     return AuditPage(
         entries=[audit_entry(row) for row in rows],
         nextCursor=rows[-1].id if len(rows) == PAGE else None,

@@ -47,9 +47,9 @@ STREAM_POLL_SECONDS = 0.25
 def get_run(run_id: IdPath, state: StateDep, caller: ReaderDep) -> RunView:
     """The RunView: status, steps with outputs, artifacts, who started and approved it."""
     with state.engine.connect() as conn:
-        run = service.require_visible_run(conn, caller.principal, run_id=run_id)
-        view = views.build_run_view(conn, run_id=run_id, settings=state.settings)
-        return views.with_identity(conn, view, run)
+        return views.visible_run_view(
+            conn, caller.principal, run_id=run_id, settings=state.settings
+        )
 
 
 @router.get(
@@ -165,18 +165,23 @@ def list_events(
         run = service.require_visible_run(conn, caller.principal, run_id=run_id)
         if "text/event-stream" not in request.headers.get("accept", ""):
             return views.list_event_views(conn, run_id=run_id)
-    return EventSourceResponse(_stream(request, state, caller, run.id, last_event_id))
+    return EventSourceResponse(
+        {"event": event.type, "id": str(event.seq), "data": event.model_dump_json()}
+        async for event in follow_events(request, state, caller, run.id, last_event_id)
+    )
 
 
-async def _stream(
+async def follow_events(
     request: Request, state: ApiState, caller: Caller, run_id: str, after: int
-) -> AsyncIterator[dict[str, str]]:
+) -> AsyncIterator[RunEventView]:
+    """The run's events after seq `after` as they are written, until the run has ended
+    and every event is out, or the client leaves (the JSON and the console streams)."""
     last_seq = after
     while not await request.is_disconnected():
         events, terminal = await run_in_threadpool(_read_events, state, caller, run_id, last_seq)
         for event in events:
             last_seq = event.seq
-            yield {"event": event.type, "id": str(event.seq), "data": event.model_dump_json()}
+            yield event
         if terminal and not events:
             return
         await asyncio.sleep(STREAM_POLL_SECONDS)
