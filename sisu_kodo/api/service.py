@@ -23,6 +23,7 @@ from sisu_kodo.contracts.intents import IntentCreate
 from sisu_kodo.contracts.runs import (
     Accepted,
     ApprovePlan,
+    CommentIn,
     NextAction,
     RejectPlan,
     RetryAccepted,
@@ -420,3 +421,25 @@ def cancel_run(unit: UnitOfWork, *, run_id: str, principal: Principal = ANONYMOU
 
     unit.then(cancel_workflows)
     return Accepted(runId=run_id, status=RunStatus.CANCELED)
+
+
+def comment(
+    conn: sa.Connection, *, run_id: str, body: CommentIn, caller: Caller = IN_PROCESS
+) -> Accepted:
+    """A note on the run's timeline (an event of its own), while the gate is open."""
+    run = require_visible_run(conn, caller.principal, run_id=run_id, for_update=True)
+    if run.status is not RunStatus.WAITING_INPUT:
+        raise IllegalStateError(
+            f"run {run_id} is {run.status.value}; comments are accepted only while"
+            " it is waiting_input",
+            {"runId": run_id, "status": run.status.value},
+        )
+    runs.append_event(
+        conn,
+        run_id=run_id,
+        type="comment",
+        status=run.status,
+        step_id=run.last_step,
+        detail={"author": body.author, "text": body.text, "principal": caller.principal.id},
+    )
+    return Accepted(runId=run_id, status=run.status)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from sisu_kodo.contracts.plans import TaskSpec
-from sisu_kodo.contracts.text import JsonObject, Text
+from sisu_kodo.contracts.text import Text
 
 
 class RunStatus(StrEnum):
@@ -93,13 +93,40 @@ class RejectPlan(BaseModel):
     reason: Text | None = Field(None, max_length=10_000)
 
 
-class RunEventIn(BaseModel):
-    """Body of POST /runs/{id}/events: a human's answer at the approval gate."""
+class CommentIn(BaseModel):
+    """A free-text note on the run's timeline, from a person at the gate."""
 
     model_config = ConfigDict(extra="forbid")
 
-    type: Literal["approve-plan", "reject-plan"]
-    payload: JsonObject = Field(default_factory=dict)
+    author: Text = Field(min_length=1, max_length=200, pattern=r"\S")
+    text: Text = Field(min_length=1, max_length=10_000, pattern=r"\S")
+
+
+class ApproveEvent(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["approve-plan"]
+    payload: ApprovePlan
+
+
+class RejectEvent(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["reject-plan"]
+    payload: RejectPlan
+
+
+class CommentEvent(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["comment"]
+    payload: CommentIn
+
+
+# Body of POST /runs/{id}/events: a human's answer (or note) at the approval gate. The
+# route reads it only once the run is known to wait (409 illegal_state otherwise).
+RunEventIn = Annotated[ApproveEvent | RejectEvent | CommentEvent, Field(discriminator="type")]
+RUN_EVENT_TYPES = ("approve-plan", "reject-plan", "comment")
 
 
 class Accepted(BaseModel):

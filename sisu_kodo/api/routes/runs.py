@@ -6,9 +6,9 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request, status
+from fastapi import APIRouter, Body, Header, Query, Request, status
 from fastapi.concurrency import run_in_threadpool
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 from sse_starlette.sse import EventSourceResponse
 
 from sisu_kodo.api import service, views
@@ -24,9 +24,12 @@ from sisu_kodo.api.deps import (
 from sisu_kodo.api.errors import error_responses
 from sisu_kodo.contracts.plans import MAX_PLAN_TASKS
 from sisu_kodo.contracts.runs import (
+    RUN_EVENT_TYPES,
     Accepted,
+    ApproveEvent,
     ApprovePlan,
-    RejectPlan,
+    CommentEvent,
+    RejectEvent,
     RetryAccepted,
     RunEventIn,
     RunEventView,
@@ -107,13 +110,49 @@ def cancel_run(run_id: IdPath, state: StateDep, caller: OperatorDep) -> Accepted
         return service.cancel_run(unit, run_id=run_id, principal=caller.principal)
 
 
+_EVENT_BODY = TypeAdapter(RunEventIn)
+
+
+def _inline_refs(schema: Any, defs: dict[str, Any]) -> Any:
+    """`schema` with every local `$ref` replaced by its definition (the models are not
+    recursive), so the body's schema stands alone in the OpenAPI document."""
+    if isinstance(schema, dict):
+        ref = schema.get("$ref")
+        if isinstance(ref, str):
+            return _inline_refs(defs[ref.rsplit("/", 1)[-1]], defs)
+        return {key: _inline_refs(value, defs) for key, value in schema.items() if key != "$defs"}
+    if isinstance(schema, list):
+        return [_inline_refs(item, defs) for item in schema]
+    return schema
+
+
+def _event_body_schema() -> dict[str, Any]:
+    schema = _EVENT_BODY.json_schema()
+    inlined: dict[str, Any] = _inline_refs(schema, schema.get("$defs", {}))
+    return inlined
+
+
 @router.post(
     "/{run_id}/events",
     status_code=status.HTTP_202_ACCEPTED,
     responses=error_responses(400, 401, 403, 404, 409),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": _event_body_schema()}},
+        }
+    },
 )
-def post_event(run_id: IdPath, body: RunEventIn, state: StateDep, caller: DeciderDep) -> Accepted:
-    """A human's answer at the gate: `approve-plan` or `reject-plan`."""
+def post_event(
+    run_id: IdPath,
+    state: StateDep,
+    caller: DeciderDep,
+    # Read as any JSON: the run's status is checked before the body (the manual's triage
+    # matrix: any event to a run not waiting_input is 409 illegal_state).
+    body: Annotated[Any, Body(include_in_schema=False)] = None,
+) -> Accepted:
+    """A human's answer at the gate (`approve-plan`, `reject-plan`) or a `comment` on the
+    run's timeline; only while the run is waiting_input."""
     with audited_unit(state, caller, status=202) as unit:
         run = service.require_visible_run(unit.conn, caller.principal, run_id=run_id)
         if run.status is not RunStatus.WAITING_INPUT:
@@ -122,24 +161,27 @@ def post_event(run_id: IdPath, body: RunEventIn, state: StateDep, caller: Decide
                 " it is waiting_input",
                 {"runId": run_id, "status": run.status.value},
             )
-        if body.type == "approve-plan":
-            return service.approve_plan(
-                unit, run_id=run_id, body=_payload(ApprovePlan, body.payload), caller=caller
-            )
-        return service.reject_plan(
-            unit.conn, run_id=run_id, body=_payload(RejectPlan, body.payload), caller=caller
-        )
+        event = _parse_event(body)
+        if isinstance(event, ApproveEvent):
+            return service.approve_plan(unit, run_id=run_id, body=event.payload, caller=caller)
+        if isinstance(event, RejectEvent):
+            return service.reject_plan(unit.conn, run_id=run_id, body=event.payload, caller=caller)
+        return service.comment(unit.conn, run_id=run_id, body=event.payload, caller=caller)
 
 
-def _payload(model: type[Any], payload: dict[str, Any]) -> Any:
+def _parse_event(body: Any) -> ApproveEvent | RejectEvent | CommentEvent:
     try:
-        return model.model_validate(payload)
+        return _EVENT_BODY.validate_python(body)
     except ValidationError as exc:
         problems = [
-            {"path": ".".join(["payload", *map(str, e["loc"])]), "message": e["msg"]}
+            {"path": ".".join(map(str, e["loc"])) or "body", "message": e["msg"]}
             for e in exc.errors()
         ]
-        raise InvalidRequestError("invalid event payload", problems) from exc
+        accepted = ", ".join(RUN_EVENT_TYPES)
+        raise InvalidRequestError(
+            f"invalid event (accepted types: {accepted}): {problems[0]['message']}",
+            problems,
+        ) from exc
 
 
 @router.get(
