@@ -22,8 +22,10 @@ from sisu_kodo.canonical import sha256_hex
 from sisu_kodo.contracts.intents import IntentCreate
 from sisu_kodo.contracts.runs import (
     Accepted,
+    ApprovalExtended,
     ApprovePlan,
     CommentIn,
+    ExtendApproval,
     NextAction,
     RejectPlan,
     RetryAccepted,
@@ -32,7 +34,7 @@ from sisu_kodo.contracts.runs import (
     RunStatus,
     StepId,
 )
-from sisu_kodo.db import approvals, executions, intents, recipes, runs
+from sisu_kodo.db import approvals, executions, gates, intents, recipes, runs
 from sisu_kodo.errors import (
     ForbiddenError,
     IllegalStateError,
@@ -42,6 +44,7 @@ from sisu_kodo.errors import (
     RunIdentityConflictError,
     SelfApprovalForbiddenError,
 )
+from sisu_kodo.gates import check_ttl
 from sisu_kodo.workflows.names import (
     EXECUTE_WORKFLOW,
     PLAN_WORKFLOW,
@@ -131,6 +134,7 @@ def start_run(
             [{"path": "recipeName", "message": "no such recipe"}],
         )
     queue = check_run_policy(body, recipe)
+    check_ttl(intent.constraints)
     identity = _start_identity(body, queue)
     if intent.tenant is not None and intent.tenant != identity["queuePartitionKey"]:
         raise ForbiddenError(
@@ -239,6 +243,7 @@ def approve_plan(
     if len(votes) < recipe.required_approvals:
         return Accepted(runId=run_id, status=RunStatus.WAITING_INPUT)
     _record_decision(conn, run, "approved", body.approvedBy, body.notes, caller)
+    gates.close_deadline(conn, run_id=run_id, closed_as="answered")
     runs.transition(
         conn,
         run_id=run_id,
@@ -270,6 +275,7 @@ def reject_plan(
     """One rejection closes the gate for good (no quorum: any approver may say no)."""
     run, _ = _gate(conn, run_id, caller.principal)
     _record_decision(conn, run, "rejected", body.rejectedBy, body.reason, caller)
+    gates.close_deadline(conn, run_id=run_id, closed_as="answered")
     reason = f": {body.reason}" if body.reason else ""
     runs.transition(
         conn,
@@ -443,3 +449,37 @@ def comment(
         detail={"author": body.author, "text": body.text, "principal": caller.principal.id},
     )
     return Accepted(runId=run_id, status=run.status)
+
+
+def extend_approval(
+    conn: sa.Connection,
+    *,
+    run_id: str,
+    body: ExtendApproval,
+    warn_share: float,
+    caller: Caller = IN_PROCESS,
+) -> ApprovalExtended:
+    """Move an open gate's deadline later (the same duties as deciding it)."""
+    run, _ = _gate(conn, run_id, caller.principal)
+    deadline = gates.read_deadline(conn, run_id=run_id, for_update=True)
+    if deadline is None or deadline.closed_at is not None:
+        raise IllegalStateError(
+            f"the gate of run {run_id} has no deadline to extend",
+            {"runId": run_id, "status": run.status.value},
+        )
+    moved = gates.extend_deadline(conn, run_id=run_id, seconds=body.seconds, warn_share=warn_share)
+    runs.append_event(
+        conn,
+        run_id=run_id,
+        type="gate.extended",
+        status=run.status,
+        step_id=run.last_step,
+        detail={
+            "seconds": body.seconds,
+            "reason": body.reason,
+            "by": caller.principal.id,
+            "previousExpiresAt": deadline.expires_at.isoformat(),
+            "expiresAt": moved.expires_at.isoformat(),
+        },
+    )
+    return ApprovalExtended(runId=run_id, status=run.status, expiresAt=moved.expires_at.isoformat())

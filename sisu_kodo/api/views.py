@@ -13,6 +13,7 @@ from sisu_kodo.contracts.runs import (
     ApprovalProgress,
     ApprovalVote,
     ArtifactRef,
+    GateView,
     NextAction,
     PrincipalRef,
     RunEventView,
@@ -22,7 +23,7 @@ from sisu_kodo.contracts.runs import (
     StepView,
     TaskPage,
 )
-from sisu_kodo.db import approvals, artifacts, executions, recipes, run_tasks, runs, workers
+from sisu_kodo.db import approvals, artifacts, executions, gates, recipes, run_tasks, runs, workers
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -83,6 +84,22 @@ def build_run_view(conn: sa.Connection, *, run_id: str, settings: Settings) -> R
             )
             for meta in artifacts.list_artifacts(conn, run_id=run_id, exclude_step=StepId.EXECUTE)
         ],
+        gate=_gate_view(conn, run_id=run_id),
+    )
+
+
+def _gate_view(conn: sa.Connection, *, run_id: str) -> GateView | None:
+    deadline = gates.read_deadline(conn, run_id=run_id)
+    if deadline is None:
+        return None
+    return GateView(
+        ttlSeconds=deadline.ttl_seconds,
+        openedAt=deadline.opened_at.isoformat(),
+        warnAt=deadline.warn_at.isoformat(),
+        expiresAt=deadline.expires_at.isoformat(),
+        warnedAt=iso(deadline.warned_at),
+        closedAt=iso(deadline.closed_at),
+        closedAs=deadline.closed_as,
     )
 
 

@@ -33,6 +33,7 @@ TERMINAL_STATUSES = frozenset(
 class NextAction(StrEnum):
     NONE = "NONE"
     APPROVE_PLAN = "APPROVE_PLAN"
+    APPROVE_CANARY = "APPROVE_CANARY"
     REPAIR = "REPAIR"
     START_WORKER = "START_WORKER"
 
@@ -93,6 +94,15 @@ class RejectPlan(BaseModel):
     reason: Text | None = Field(None, max_length=10_000)
 
 
+class ExtendApproval(BaseModel):
+    """Body of POST /runs/{id}/extend-approval: move the gate's deadline later."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    seconds: int = Field(ge=1, le=30 * 24 * 3600)
+    reason: Text = Field(min_length=1, max_length=10_000, pattern=r"\S")
+
+
 class CommentIn(BaseModel):
     """A free-text note on the run's timeline, from a person at the gate."""
 
@@ -133,6 +143,10 @@ class Accepted(BaseModel):
     runId: str
     status: RunStatus
     accepted: bool = True
+
+
+class ApprovalExtended(Accepted):
+    expiresAt: str
 
 
 class RetryAccepted(Accepted):
@@ -295,6 +309,18 @@ class ApprovalProgress(BaseModel):
     approvers: list[ApprovalVote]
 
 
+class GateView(BaseModel):
+    """The approval gate's deadline, when it has one."""
+
+    ttlSeconds: int
+    openedAt: str
+    warnAt: str
+    expiresAt: str
+    warnedAt: str | None
+    closedAt: str | None
+    closedAs: str | None  # answered or expired
+
+
 class RunView(BaseModel):
     runId: str
     intentId: str
@@ -314,6 +340,7 @@ class RunView(BaseModel):
     artifacts: list[ArtifactRef]
     startedBy: PrincipalRef | None = None
     approvals: ApprovalProgress | None = None
+    gate: GateView | None = None
 
     def step(self, step_id: StepId) -> StepView | None:
         return next((step for step in self.steps if step.stepId == step_id), None)

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
 from sisu_kodo.contracts.runs import TERMINAL_STATUSES, NextAction, RunStatus
+from sisu_kodo.contracts.webhooks import NOTIFIED_RUN_EVENTS
 from sisu_kodo.errors import IllegalStateError, NotFoundError
 
 _RUN_COLUMNS = (
@@ -207,13 +208,18 @@ def append_event(
     step_id: str | None = None,
     detail: dict[str, Any] | None = None,
 ) -> None:
-    """Append the next event of a run; callers hold the run row lock (or just created it)."""
-    conn.execute(
+    """Append the next event of a run; callers hold the run row lock (or just created it).
+
+    A notified event (contracts/webhooks.py) also enters the webhook outbox in the same
+    transaction, so no notification is lost or sent for an event that did not commit.
+    """
+    seq = conn.execute(
         sa.text(
             """
             INSERT INTO app.run_events (run_id, seq, type, status, step_id, detail)
             SELECT :run_id, COALESCE(MAX(seq), 0) + 1, :type, :status, :step_id, :detail
             FROM app.run_events WHERE run_id = :run_id
+            RETURNING seq
             """
         ).bindparams(sa.bindparam("detail", type_=JSONB)),
         {
@@ -223,7 +229,16 @@ def append_event(
             "step_id": step_id,
             "detail": detail or {},
         },
-    )
+    ).scalar_one()
+    notified = NOTIFIED_RUN_EVENTS.get(type)
+    if notified is not None:
+        conn.execute(
+            sa.text(
+                "INSERT INTO app.webhook_outbox (run_id, seq, event_type)"
+                " VALUES (:run_id, :seq, :event_type)"
+            ),
+            {"run_id": run_id, "seq": seq, "event_type": notified.value},
+        )
 
 
 def list_events(conn: sa.Connection, *, run_id: str, after_seq: int = 0) -> list[EventRow]:

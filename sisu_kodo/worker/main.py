@@ -19,6 +19,7 @@ from dbos import DBOS, DBOSClient, SQLAlchemyDatasource
 from sisu_kodo.config import APP_NAME, Settings
 from sisu_kodo.db.databases import open_databases
 from sisu_kodo.db.engine import libpq_url, sqlalchemy_url
+from sisu_kodo.gates import GateSweep
 from sisu_kodo.oc import create_planner
 from sisu_kodo.oc.health import await_opencode
 from sisu_kodo.sbx import create_provider
@@ -137,6 +138,9 @@ def _start_background(
     )
     sweep.start()
     resources.callback(sweep.stop)
+    gate_sweep = GateSweep(rt.engine, period=settings.gates.gate_sweep_seconds)
+    gate_sweep.start()
+    resources.callback(gate_sweep.stop)
     listener = TaskListener(libpq_url(rt.engine), rt.wakeups)
     listener.start()
     resources.callback(listener.stop)

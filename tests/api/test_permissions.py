@@ -63,6 +63,9 @@ ROUTES: dict[tuple[str, str], Route] = {
         tenant_scoped=True,
         body={"type": "reject-plan", "payload": {"rejectedBy": "matrix"}},
     ),
+    ("POST", "/runs/{run_id}/extend-approval"): Route(
+        "decide", tenant_scoped=True, body={"seconds": 60, "reason": "matrix"}
+    ),
     ("POST", "/runs/{run_id}/retry"): Route("operate", tenant_scoped=True),
     ("POST", "/runs/{run_id}/cancel"): Route("operate", tenant_scoped=True),
     ("GET", "/artifacts/{uri}"): Route("read", tenant_scoped=True),

@@ -26,9 +26,11 @@ from sisu_kodo.contracts.plans import MAX_PLAN_TASKS
 from sisu_kodo.contracts.runs import (
     RUN_EVENT_TYPES,
     Accepted,
+    ApprovalExtended,
     ApproveEvent,
     ApprovePlan,
     CommentEvent,
+    ExtendApproval,
     RejectEvent,
     RetryAccepted,
     RunEventIn,
@@ -86,6 +88,25 @@ def approve_plan(
     requiredApprovals-th distinct approver. Only while the run waits for approval."""
     with audited_unit(state, caller, status=202) as unit:
         return service.approve_plan(unit, run_id=run_id, body=body, caller=caller)
+
+
+@router.post(
+    "/{run_id}/extend-approval",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=error_responses(400, 401, 403, 404, 409),
+)
+def extend_approval(
+    run_id: IdPath, body: ExtendApproval, state: StateDep, caller: DeciderDep
+) -> ApprovalExtended:
+    """Move the open gate's deadline `seconds` later (audited, with its reason)."""
+    with audited_unit(state, caller, status=202) as unit:
+        return service.extend_approval(
+            unit.conn,
+            run_id=run_id,
+            body=body,
+            warn_share=state.settings.gates.approval_warn_share,
+            caller=caller,
+        )
 
 
 @router.post(

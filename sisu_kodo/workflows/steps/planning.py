@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from dbos import DBOS
 
@@ -17,8 +19,9 @@ from sisu_kodo.contracts.runs import (
     TaskPreview,
     Workload,
 )
-from sisu_kodo.db import artifacts, intents, run_tasks, runs
+from sisu_kodo.db import artifacts, gates, intents, recipes, run_tasks, runs
 from sisu_kodo.errors import AppError
+from sisu_kodo.gates.deadlines import approval_ttl
 from sisu_kodo.oc.port import CompileRequest, PlanResult
 from sisu_kodo.workflows import runtime
 from sisu_kodo.workflows.payloads import PlanStart, RecordedPlan
@@ -180,4 +183,17 @@ def decide_and_open_gate(conn: sa.Connection, run_id: str, recorded: RecordedPla
         plan_sha256=recorded.sha256,
         tasks_sha256=stored.sha256,
     )
+    _start_gate_clock(conn, run, intent.constraints)
     return output
+
+
+def _start_gate_clock(conn: sa.Connection, run: runs.RunRow, constraints: dict[str, Any]) -> None:
+    """Give the gate its deadline, if the intent, the recipe or the settings set one."""
+    recipe = recipes.read_recipe(conn, name=run.recipe_name)
+    assert recipe is not None  # app.runs.recipe_name references app.recipes
+    settings = runtime.current().settings.gates
+    ttl = approval_ttl(constraints, recipe, settings.approval_ttl_seconds)
+    if ttl is not None:
+        gates.open_deadline(
+            conn, run_id=run.id, ttl_seconds=ttl, warn_share=settings.approval_warn_share
+        )
