@@ -14,7 +14,7 @@ from sisu_kodo.api.errors import document_error_lattice, install_error_handlers
 from sisu_kodo.api.gateway import WorkflowGateway
 from sisu_kodo.api.middleware import BrowserGuard, StrictJsonBodies
 from sisu_kodo.api.origins import SiteAllowlist
-from sisu_kodo.api.routes import artifacts, audit, health, intents, keys, runs
+from sisu_kodo.api.routes import artifacts, audit, health, intents, keys, runs, webhooks
 from sisu_kodo.auth import check_bind
 from sisu_kodo.config import Settings
 from sisu_kodo.db.databases import open_databases
@@ -55,7 +55,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(StrictJsonBodies, max_bytes=settings.api.max_body_bytes)
     app.add_middleware(BrowserGuard, sites=SiteAllowlist.from_settings(settings))
     install_error_handlers(app)
-    for module in (health, intents, runs, artifacts, keys, audit):
+    for module in (health, intents, runs, artifacts, keys, audit, webhooks):
         app.include_router(module.router)
 
     def openapi() -> dict[str, Any]:

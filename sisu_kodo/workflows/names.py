@@ -33,3 +33,11 @@ def run_workflow_ids(run_id: str, retry_count: int) -> list[str]:
     for attempt in range(retry_count + 1):
         ids += [plan_workflow_id(run_id, attempt), execute_workflow_id(run_id, attempt)]
     return ids
+
+
+WEBHOOK_QUEUE = "webhookQ"
+WEBHOOK_WORKFLOW = "webhook_delivery_workflow"
+
+
+def webhook_workflow_id(message_id: str, subscription_id: str) -> str:
+    return f"webhook-{message_id}-{subscription_id}"

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from dbos import DBOS
 
 from sisu_kodo.errors import AppError
+from sisu_kodo.notify import delivery as _registers_webhook_workflow  # noqa: F401
 from sisu_kodo.workflows.names import EXECUTE_WORKFLOW, PLAN_WORKFLOW, TASK_WORKFLOW
 from sisu_kodo.workflows.payloads import TaskOutcome, TaskRun
 from sisu_kodo.workflows.steps import attempts, execution, ledger, planning
