@@ -630,6 +630,13 @@ class GateSettings(SettingsGroup):
         gt=0,
         description="How often a worker looks for gates to warn about or expire.",
     )
+    budget_minute_seconds: float = Field(
+        60.0,
+        alias="SISU_BUDGET_MINUTE_SECONDS",
+        gt=0,
+        description="Seconds in one minute of workload.sandboxMinutes (60; drills and tests"
+        " scale it down).",
+    )
     budget_cancel_in_flight: bool = Field(
         False,
         alias="SISU_BUDGET_CANCEL_IN_FLIGHT",

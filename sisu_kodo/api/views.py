@@ -8,11 +8,13 @@ from typing import Any
 import sqlalchemy as sa
 
 from sisu_kodo.auth import ANONYMOUS_ID
+from sisu_kodo.budgets import measure
 from sisu_kodo.config import Settings
 from sisu_kodo.contracts.runs import (
     ApprovalProgress,
     ApprovalVote,
     ArtifactRef,
+    BudgetView,
     GateView,
     NextAction,
     PrincipalRef,
@@ -85,6 +87,10 @@ def build_run_view(conn: sa.Connection, *, run_id: str, settings: Settings) -> R
             for meta in artifacts.list_artifacts(conn, run_id=run_id, exclude_step=StepId.EXECUTE)
         ],
         gate=_gate_view(conn, run_id=run_id),
+        budgets=[
+            BudgetView(name=b.name, used=round(b.used, 3), allowed=b.allowed, unit=b.unit)
+            for b in measure(conn, run, minute_seconds=settings.gates.budget_minute_seconds).budgets
+        ],
     )
 
 

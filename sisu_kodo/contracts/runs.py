@@ -5,9 +5,9 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from sisu_kodo.contracts.plans import TaskSpec
+from sisu_kodo.contracts.plans import MAX_PLAN_TASKS, TaskSpec
 from sisu_kodo.contracts.text import Text
 
 
@@ -81,10 +81,23 @@ class RunStarted(BaseModel):
 
 
 class ApprovePlan(BaseModel):
+    """Approve the plan: every task, a subset (`tasks`), or a `canary` of the first N
+    (the run parks again at APPROVE_CANARY once they ran)."""
+
     model_config = ConfigDict(extra="forbid")
 
     approvedBy: Text = Field(min_length=1, max_length=200, pattern=r"\S")
     notes: Text | None = Field(None, max_length=10_000)
+    tasks: list[Annotated[Text, Field(min_length=1, max_length=200)]] | None = Field(
+        None, min_length=1, max_length=MAX_PLAN_TASKS
+    )
+    canary: int | None = Field(None, ge=1, le=MAX_PLAN_TASKS)
+
+    @model_validator(mode="after")
+    def _one_scope(self) -> ApprovePlan:
+        if self.tasks is not None and self.canary is not None:
+            raise ValueError("approve either a subset (tasks) or a canary, not both")
+        return self
 
 
 class RejectPlan(BaseModel):
@@ -92,6 +105,15 @@ class RejectPlan(BaseModel):
 
     rejectedBy: Text = Field(min_length=1, max_length=200, pattern=r"\S")
     reason: Text | None = Field(None, max_length=10_000)
+
+
+class RetryRun(BaseModel):
+    """Optional body of POST /runs/{id}/retry: raise the sandbox budget for the retry
+    (needed when a budget stopped the run)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sandboxMinutes: int | None = Field(None, ge=1, lt=2**31)
 
 
 class ExtendApproval(BaseModel):
@@ -168,7 +190,7 @@ class TaskView(BaseModel):
     index: int
     name: str
     command: str
-    status: Literal["pending", "retrying", "succeeded", "failed"]
+    status: Literal["pending", "retrying", "succeeded", "failed", "skipped"]
     errCode: str | None = None
     exitCode: int | None = None
     attempt: int = 0
@@ -259,8 +281,14 @@ class ExecuteOutput(BaseModel):
     tasksSha256: str
     raw: ExecuteRaw
 
-    def failed_tasks(self) -> list[TaskView]:
-        return [task for task in self.raw.tasks if task.status != "succeeded"]
+    def failed_tasks(self, waiting: frozenset[str] = frozenset()) -> list[TaskView]:
+        """Tasks that did not succeed: neither skipped (left out of a subset approval)
+        nor `waiting` (not yet approved after a canary)."""
+        return [
+            task
+            for task in self.raw.tasks
+            if task.status not in ("succeeded", "skipped") and task.taskKey not in waiting
+        ]
 
 
 class ExecuteProgress(BaseModel):
@@ -321,6 +349,15 @@ class GateView(BaseModel):
     closedAs: str | None  # answered or expired
 
 
+class BudgetView(BaseModel):
+    """One budget of the run: how much is used of how much is allowed (null: no limit)."""
+
+    name: str
+    used: float
+    allowed: float | None
+    unit: str
+
+
 class RunView(BaseModel):
     runId: str
     intentId: str
@@ -341,6 +378,7 @@ class RunView(BaseModel):
     startedBy: PrincipalRef | None = None
     approvals: ApprovalProgress | None = None
     gate: GateView | None = None
+    budgets: list[BudgetView] = Field(default_factory=list)
 
     def step(self, step_id: StepId) -> StepView | None:
         return next((step for step in self.steps if step.stepId == step_id), None)

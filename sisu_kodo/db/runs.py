@@ -378,9 +378,19 @@ def record_decision(
     key_id: str | None = None,
     key_name: str | None = None,
     client_addr: str | None = None,
+    overrule: bool = False,
 ) -> None:
     """The gate's decision; `decided_by` is the body's note, `key_id`/`key_name` the
-    authenticated principal (None while auth is off)."""
+    authenticated principal (None while auth is off). `overrule`: a rejection at the
+    canary gate replaces the approval that let the canary run (the events keep both)."""
+    conflict = (
+        " ON CONFLICT (run_id) DO UPDATE SET decision = EXCLUDED.decision,"
+        " decided_by = EXCLUDED.decided_by, notes = EXCLUDED.notes, key_id = EXCLUDED.key_id,"
+        " key_name = EXCLUDED.key_name, client_addr = EXCLUDED.client_addr,"
+        " decided_at = now()"
+        if overrule
+        else ""
+    )
     conn.execute(
         sa.text(
             """
@@ -388,6 +398,7 @@ def record_decision(
                 tasks_sha256, key_id, key_name, client_addr)
             VALUES (:run_id, :decision, :by, :notes, :plan, :tasks, :key_id, :key_name, :addr)
             """
+            + conflict
         ),
         {
             "run_id": run_id,

@@ -106,16 +106,16 @@ def _waiting(run: runs.RunRow) -> bool:
 def _reject_as_expired(conn: sa.Connection, run: runs.RunRow, deadline: gates.DeadlineRow) -> None:
     assert run.plan_sha256 is not None and run.tasks_sha256 is not None
     at = deadline.expires_at.isoformat()
-    if run.next_action is NextAction.APPROVE_PLAN:
-        runs.record_decision(
-            conn,
-            run_id=run.id,
-            decision="rejected",
-            decided_by=EXPIRY_DECIDER,
-            notes=APPROVAL_EXPIRED,
-            plan_sha256=run.plan_sha256,
-            tasks_sha256=run.tasks_sha256,
-        )
+    runs.record_decision(
+        conn,
+        run_id=run.id,
+        decision="rejected",
+        decided_by=EXPIRY_DECIDER,
+        notes=APPROVAL_EXPIRED,
+        plan_sha256=run.plan_sha256,
+        tasks_sha256=run.tasks_sha256,
+        overrule=True,  # a canary gate: its approval let only the canary run
+    )
     runs.transition(
         conn,
         run_id=run.id,

@@ -33,6 +33,7 @@ from sisu_kodo.contracts.runs import (
     ExtendApproval,
     RejectEvent,
     RetryAccepted,
+    RetryRun,
     RunEventIn,
     RunEventView,
     RunStatus,
@@ -112,12 +113,17 @@ def extend_approval(
 @router.post(
     "/{run_id}/retry",
     status_code=status.HTTP_202_ACCEPTED,
-    responses=error_responses(401, 403, 404, 409),
+    responses=error_responses(400, 401, 403, 404, 409),
 )
-def retry_run(run_id: IdPath, state: StateDep, caller: OperatorDep) -> RetryAccepted:
-    """Resume a failed run from the failed step: same runId, succeeded tasks kept."""
+def retry_run(
+    run_id: IdPath, state: StateDep, caller: OperatorDep, body: RetryRun | None = None
+) -> RetryAccepted:
+    """Resume a failed run from the failed step: same runId, succeeded tasks kept; a run a
+    budget stopped needs `{"sandboxMinutes": N}` raising it (409 budget_exhausted)."""
     with audited_unit(state, caller, status=202) as unit:
-        return service.retry_run(unit, run_id=run_id, principal=caller.principal)
+        return service.retry_run(
+            unit, run_id=run_id, principal=caller.principal, body=body or RetryRun()
+        )
 
 
 @router.post(

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import sqlalchemy as sa
 from dbos import DBOS
 
@@ -183,12 +181,16 @@ def decide_and_open_gate(conn: sa.Connection, run_id: str, recorded: RecordedPla
         plan_sha256=recorded.sha256,
         tasks_sha256=stored.sha256,
     )
-    _start_gate_clock(conn, run, intent.constraints)
+    open_gate_clock(conn, run)
     return output
 
 
-def _start_gate_clock(conn: sa.Connection, run: runs.RunRow, constraints: dict[str, Any]) -> None:
-    """Give the gate its deadline, if the intent, the recipe or the settings set one."""
+def open_gate_clock(conn: sa.Connection, run: runs.RunRow) -> None:
+    """Give the gate (the plan's, or a canary's) its deadline, if the intent, the recipe
+    or the settings set one."""
+    intent = intents.read_intent(conn, intent_id=run.intent_id)
+    assert intent is not None, "runs.intent_id is a foreign key"
+    constraints = intent.constraints
     recipe = recipes.read_recipe(conn, name=run.recipe_name)
     assert recipe is not None  # app.runs.recipe_name references app.recipes
     settings = runtime.current().settings.gates

@@ -10,7 +10,8 @@ attempts, and the approved task set of a run.
 - app.webhook_messages: (webhook-id, subscription) pairs, delivered by one DBOS workflow each.
 - app.webhook_deliveries: every HTTP attempt with its status code, latency and error.
 - app.runs.approved_tasks: the task keys the approval covers (NULL: all of them), with
-  their sha256 in approved_tasks_sha256; app.runs.canary: tasks to run before parking again.
+  their sha256 in approved_tasks_sha256; app.runs.canary: tasks to run before parking again;
+  app.runs.sandbox_minutes: the sandbox budget a retry raised (NULL: the workload's).
 
 Revision ID: 0007
 Revises: 0006
@@ -96,7 +97,8 @@ CREATE INDEX webhook_deliveries_run_idx ON app.webhook_deliveries (run_id, attem
 ALTER TABLE app.runs
     ADD COLUMN approved_tasks jsonb,
     ADD COLUMN approved_tasks_sha256 text CHECK (approved_tasks_sha256 ~ '^[0-9a-f]{64}$'),
-    ADD COLUMN canary integer CHECK (canary > 0);
+    ADD COLUMN canary integer CHECK (canary > 0),
+    ADD COLUMN sandbox_minutes integer CHECK (sandbox_minutes > 0);
 """
 
 
