@@ -565,22 +565,23 @@ def comment(
     conn: sa.Connection, *, run_id: str, body: CommentIn, caller: Caller = IN_PROCESS
 ) -> Accepted:
     """A note on the run's timeline (an event of its own), while the gate is open."""
-    run = require_visible_run(conn, caller.principal, run_id=run_id, for_update=True)
+    run = require_waiting(
+        require_visible_run(conn, caller.principal, run_id=run_id, for_update=True)
+    )
+    detail = {"author": body.author, "text": body.text, "principal": caller.principal.id}
+    runs.note_event(conn, run, type="comment", detail=detail)
+    return Accepted(runId=run_id, status=run.status)
+
+
+def require_waiting(run: runs.RunRow) -> runs.RunRow:
+    """The run, if it waits at a gate; events are accepted only then (the manual's triage)."""
     if run.status is not RunStatus.WAITING_INPUT:
         raise IllegalStateError(
-            f"run {run_id} is {run.status.value}; comments are accepted only while"
+            f"run {run.id} is {run.status.value}; events are accepted only while"
             " it is waiting_input",
-            {"runId": run_id, "status": run.status.value},
+            {"runId": run.id, "status": run.status.value},
         )
-    runs.append_event(
-        conn,
-        run_id=run_id,
-        type="comment",
-        status=run.status,
-        step_id=run.last_step,
-        detail={"author": body.author, "text": body.text, "principal": caller.principal.id},
-    )
-    return Accepted(runId=run_id, status=run.status)
+    return run
 
 
 def extend_approval(
@@ -600,12 +601,10 @@ def extend_approval(
             {"runId": run_id, "status": run.status.value},
         )
     moved = gates.extend_deadline(conn, run_id=run_id, seconds=body.seconds, warn_share=warn_share)
-    runs.append_event(
+    runs.note_event(
         conn,
-        run_id=run_id,
+        run,
         type="gate.extended",
-        status=run.status,
-        step_id=run.last_step,
         detail={
             "seconds": body.seconds,
             "reason": body.reason,

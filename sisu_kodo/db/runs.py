@@ -241,6 +241,14 @@ def append_event(
         )
 
 
+def note_event(conn: sa.Connection, run: RunRow, *, type: str, detail: dict[str, Any]) -> None:
+    """An event that does not move the run (a comment, a deadline's warning or extension),
+    at its current status and step; the caller holds the run row lock."""
+    append_event(
+        conn, run_id=run.id, type=type, status=run.status, step_id=run.last_step, detail=detail
+    )
+
+
 def list_events(conn: sa.Connection, *, run_id: str, after_seq: int = 0) -> list[EventRow]:
     rows = conn.execute(
         sa.text(

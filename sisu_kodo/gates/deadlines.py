@@ -63,12 +63,10 @@ def warn_due(engine: sa.Engine) -> int:
             gates.mark_warned(conn, run_id=run_id)
             if deadline is None or not _waiting(run):
                 continue
-            runs.append_event(
+            runs.note_event(
                 conn,
-                run_id=run_id,
+                run,
                 type="gate.expiring",
-                status=run.status,
-                step_id=run.last_step,
                 detail={
                     "expiresAt": deadline.expires_at.isoformat(),
                     "ttlSeconds": deadline.ttl_seconds,

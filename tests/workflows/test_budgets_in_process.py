@@ -13,14 +13,11 @@ import pytest
 import sqlalchemy as sa
 
 from sisu_kodo.api import service
-from sisu_kodo.contracts.intents import IntentCreate
 from sisu_kodo.contracts.runs import (
     ExecuteOutput,
     NextAction,
     RetryRun,
-    RunStart,
     RunStatus,
-    Workload,
 )
 from sisu_kodo.db import artifacts
 from sisu_kodo.errors import BudgetExhaustedError, QueuePolicyViolationError
@@ -61,20 +58,15 @@ def start(
     sandbox_minutes: int | None = None,
     recipe: str = "sandbox-default",
 ) -> str:
-    with worker.gateway.unit_of_work(worker.engine) as unit:
-        intent_id = service.create_intent(
-            unit.conn, IntentCreate(goal="budgeted", constraints=constraints)
-        )
-        run_id = service.start_run(
-            unit,
-            intent_id=intent_id,
-            body=RunStart(
-                recipeName=recipe,
-                queuePartitionKey=TENANT,
-                workload=Workload(concurrency=1, steps=steps, sandboxMinutes=sandbox_minutes),
-            ),
-            app_version=worker.settings.topology.app_version,
-        ).runId
+    run_id = worker.start_run(
+        "budgeted",
+        steps=steps,
+        concurrency=1,
+        partition=TENANT,
+        constraints=constraints,
+        sandbox_minutes=sandbox_minutes,
+        recipe=recipe,
+    )
     worker.wait_status(run_id, RunStatus.WAITING_INPUT)
     worker.approve(run_id)
     return run_id

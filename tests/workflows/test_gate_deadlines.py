@@ -10,8 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from sisu_kodo.api import service
-from sisu_kodo.contracts.intents import IntentCreate
-from sisu_kodo.contracts.runs import ExtendApproval, RunStart, RunStatus, Workload
+from sisu_kodo.contracts.runs import ExtendApproval, RunStatus
 from sisu_kodo.errors import IllegalStateError
 from sisu_kodo.gates import GateSweep
 from sisu_kodo.workflows.names import execute_workflow_id
@@ -39,21 +38,13 @@ def worker(databases: TestDatabases) -> Iterator[InProcessWorker]:
 
 
 def start_with_ttl(worker: InProcessWorker, ttl: int, *, steps: int = 2) -> str:
-    with worker.gateway.unit_of_work(worker.engine) as unit:
-        intent_id = service.create_intent(
-            unit.conn,
-            IntentCreate(goal="deadline", constraints={"approvalTtlSeconds": ttl}),
-        )
-        started = service.start_run(
-            unit,
-            intent_id=intent_id,
-            body=RunStart(
-                queuePartitionKey="tenant-deadline",
-                workload=Workload(concurrency=2, steps=steps),
-            ),
-            app_version=worker.settings.topology.app_version,
-        )
-    return started.runId
+    return worker.start_run(
+        "deadline",
+        steps=steps,
+        concurrency=2,
+        partition="tenant-deadline",
+        constraints={"approvalTtlSeconds": ttl},
+    )
 
 
 def event_types(engine: sa.Engine, run_id: str) -> list[str]:

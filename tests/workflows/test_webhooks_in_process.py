@@ -12,8 +12,7 @@ import pytest
 
 from sisu_kodo.api import service
 from sisu_kodo.auth import ANONYMOUS
-from sisu_kodo.contracts.intents import IntentCreate
-from sisu_kodo.contracts.runs import RejectPlan, RunStart, RunStatus, Workload
+from sisu_kodo.contracts.runs import RejectPlan, RunStatus
 from sisu_kodo.contracts.webhooks import WebhookCreate, WebhookEvent
 from sisu_kodo.db import runs
 from sisu_kodo.gates import GateSweep
@@ -72,16 +71,9 @@ def receiver(worker: InProcessWorker) -> Iterator[Receiver]:
 
 
 def start(worker: InProcessWorker, goal: str, **constraints: object) -> str:
-    with worker.gateway.unit_of_work(worker.engine) as unit:
-        intent_id = service.create_intent(
-            unit.conn, IntentCreate(goal=goal, constraints=dict(constraints))
-        )
-        return service.start_run(
-            unit,
-            intent_id=intent_id,
-            body=RunStart(queuePartitionKey=TENANT, workload=Workload(concurrency=2, steps=2)),
-            app_version=worker.settings.topology.app_version,
-        ).runId
+    return worker.start_run(
+        goal, steps=2, concurrency=2, partition=TENANT, constraints=dict(constraints)
+    )
 
 
 def await_types(receiver: Receiver, run_id: str, *wanted: str) -> list[str]:
@@ -90,6 +82,22 @@ def await_types(receiver: Receiver, run_id: str, *wanted: str) -> list[str]:
         return types if set(wanted) <= set(types) else None
 
     return wait_for(arrived, timeout=30, what=f"webhooks {wanted} of {run_id}")
+
+
+def await_delivered(worker: InProcessWorker, run_id: str, count: int) -> None:
+    """The receiver answers before the sender records the attempt: wait for the ledger."""
+    wait_for(
+        lambda: (
+            scalar(
+                worker.engine,
+                "SELECT COUNT(*) FROM app.webhook_messages"
+                " WHERE run_id = :r AND status = 'delivered'",
+                r=run_id,
+            )
+            == count
+        ),
+        what=f"{count} delivered message(s) of {run_id}",
+    )
 
 
 def assert_once_per_id(worker: InProcessWorker, receiver: Receiver, run_id: str) -> None:
@@ -115,6 +123,7 @@ def test_a_run_notifies_waiting_approved_and_succeeded(
     types = await_types(receiver, run_id, "run.approved", "run.succeeded")
     assert types == ["run.waiting_input", "run.approved", "run.succeeded"]
     assert_once_per_id(worker, receiver, run_id)
+    await_delivered(worker, run_id, 3)
     with worker.engine.connect() as conn:
         attempts = deliveries(conn, run_id=run_id)
     assert [a.statusCode for a in attempts] == [204, 204, 204]
@@ -190,6 +199,7 @@ def test_a_receiver_that_was_down_gets_every_event_once_when_back(
         receiver.up()
     await_types(receiver, run_id, "run.waiting_input")
     assert_once_per_id(worker, receiver, run_id)
+    await_delivered(worker, run_id, 1)
     with worker.engine.connect() as conn:
         attempts = deliveries(conn, run_id=run_id)
     assert [a.statusCode for a in attempts][-1] == 204

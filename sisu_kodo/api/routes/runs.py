@@ -36,12 +36,11 @@ from sisu_kodo.contracts.runs import (
     RetryRun,
     RunEventIn,
     RunEventView,
-    RunStatus,
     RunView,
     TaskPage,
 )
 from sisu_kodo.contracts.text import IdPath
-from sisu_kodo.errors import IllegalStateError, InvalidRequestError
+from sisu_kodo.errors import InvalidRequestError
 
 router = APIRouter(prefix="/runs", tags=["runs"])
 
@@ -181,13 +180,9 @@ def post_event(
     """A human's answer at the gate (`approve-plan`, `reject-plan`) or a `comment` on the
     run's timeline; only while the run is waiting_input."""
     with audited_unit(state, caller, status=202) as unit:
-        run = service.require_visible_run(unit.conn, caller.principal, run_id=run_id)
-        if run.status is not RunStatus.WAITING_INPUT:
-            raise IllegalStateError(
-                f"run {run_id} is {run.status.value}; events are accepted only while"
-                " it is waiting_input",
-                {"runId": run_id, "status": run.status.value},
-            )
+        service.require_waiting(
+            service.require_visible_run(unit.conn, caller.principal, run_id=run_id)
+        )
         event = _parse_event(body)
         if isinstance(event, ApproveEvent):
             return service.approve_plan(unit, run_id=run_id, body=event.payload, caller=caller)
