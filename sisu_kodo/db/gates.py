@@ -77,32 +77,39 @@ def extend_deadline(
     return DeadlineRow(*row)
 
 
-def due_warnings(conn: sa.Connection, *, limit: int = 100) -> list[str]:
-    """Open gates past their warning time and not yet warned, locked for this sweep
-    (another worker's sweep skips them)."""
+_DUE = {
+    # the warning: not yet given, its time has come
+    "warning": "warned_at IS NULL AND warn_at <= now()",
+    # the deadline itself
+    "expiry": "expires_at <= now()",
+}
+
+
+def list_due(conn: sa.Connection, *, due: str, limit: int = 100) -> list[str]:
+    """Open gates whose warning (`due="warning"`) or deadline (`"expiry"`) has come."""
     return list(
         conn.execute(
             sa.text(
-                "SELECT run_id FROM app.gate_deadlines WHERE closed_at IS NULL"
-                " AND warned_at IS NULL AND warn_at <= now()"
-                " ORDER BY warn_at LIMIT :limit FOR UPDATE SKIP LOCKED"
+                f"SELECT run_id FROM app.gate_deadlines WHERE closed_at IS NULL AND {_DUE[due]}"
+                " ORDER BY expires_at LIMIT :limit"
             ),
             {"limit": limit},
         ).scalars()
     )
 
 
-def due_expiries(conn: sa.Connection, *, limit: int = 100) -> list[str]:
-    """Open gates past their deadline, locked for this sweep."""
-    return list(
-        conn.execute(
-            sa.text(
-                "SELECT run_id FROM app.gate_deadlines WHERE closed_at IS NULL"
-                " AND expires_at <= now() ORDER BY expires_at LIMIT :limit FOR UPDATE SKIP LOCKED"
-            ),
-            {"limit": limit},
-        ).scalars()
-    )
+def lock_if_due(conn: sa.Connection, *, run_id: str, due: str) -> DeadlineRow | None:
+    """The gate's deadline, locked, if it is still open and due; None otherwise (another
+    worker's sweep, or an answer, got there first). Callers lock the run row first: the
+    order every gate transaction takes (runs, then gate_deadlines)."""
+    row = conn.execute(
+        sa.text(
+            f"SELECT {_COLUMNS} FROM app.gate_deadlines WHERE run_id = :run_id"
+            f" AND closed_at IS NULL AND {_DUE[due]} FOR UPDATE"
+        ),
+        {"run_id": run_id},
+    ).one_or_none()
+    return DeadlineRow(*row) if row else None
 
 
 def mark_warned(conn: sa.Connection, *, run_id: str) -> None:

@@ -2,9 +2,10 @@
 
 Deadlines are rows (app.gate_deadlines), not timers in a process: every worker's gate
 sweep looks for due ones each SISU_GATE_SWEEP_SECONDS and handles each in one
-transaction that locks the run row, so a deadline survives any crash or restart, fires
-once across workers (SKIP LOCKED), and is version-free: a gate opened under one app
-version expires (or is approved and executes) under the next.
+transaction that locks the run row, then rechecks the deadline under its lock (the lock
+order of the API's approvals too), so a deadline survives any crash or restart, fires
+once across workers and races an answer safely, and is version-free: a gate opened
+under one app version expires (or is approved and executes) under the next.
 """
 
 from __future__ import annotations
@@ -56,12 +57,14 @@ def approval_ttl(constraints: dict[str, Any], recipe: RecipeRow, default: int | 
 def warn_due(engine: sa.Engine) -> int:
     """Record gate.expiring on every open gate past its warning time; returns how many."""
     warned = 0
-    with engine.begin() as conn:
-        for run_id in gates.due_warnings(conn):
-            deadline = gates.read_deadline(conn, run_id=run_id)
+    for run_id in _due(engine, "warning"):
+        with engine.begin() as conn:
             run = runs.require_run(conn, run_id=run_id, for_update=True)
+            deadline = gates.lock_if_due(conn, run_id=run_id, due="warning")
+            if deadline is None:
+                continue
             gates.mark_warned(conn, run_id=run_id)
-            if deadline is None or not _waiting(run):
+            if not _waiting(run):
                 continue
             runs.note_event(
                 conn,
@@ -80,18 +83,24 @@ def expire_due(engine: sa.Engine) -> int:
     """Close every open gate past its deadline as a rejection (approval_expired), never as
     an approval; gates answered meanwhile are just closed. Returns how many expired."""
     expired = 0
-    with engine.begin() as conn:
-        for run_id in gates.due_expiries(conn):
+    for run_id in _due(engine, "expiry"):
+        with engine.begin() as conn:
             run = runs.require_run(conn, run_id=run_id, for_update=True)
+            deadline = gates.lock_if_due(conn, run_id=run_id, due="expiry")
+            if deadline is None:
+                continue
             if not _waiting(run):
                 gates.close_deadline(conn, run_id=run_id, closed_as="answered")
                 continue
-            deadline = gates.read_deadline(conn, run_id=run_id)
-            assert deadline is not None
             _reject_as_expired(conn, run, deadline)
             gates.close_deadline(conn, run_id=run_id, closed_as="expired")
             expired += 1
     return expired
+
+
+def _due(engine: sa.Engine, due: str) -> list[str]:
+    with engine.connect() as conn:
+        return gates.list_due(conn, due=due)
 
 
 def _waiting(run: runs.RunRow) -> bool:

@@ -113,3 +113,29 @@ def assert_nothing_executed(engine: sa.Engine, run_id: str) -> None:
         scalar(engine, "SELECT decision FROM app.plan_approvals WHERE run_id = :r", r=run_id)
         == "rejected"
     )
+
+
+def test_parked_runs_open_or_expire_on_the_next_app_version(make_stack: object) -> None:
+    """Runs parked at the gate under v1; every v1 process stops; under v2 one gate is
+    approved (and executes) and the other expires."""
+    assert callable(make_stack)
+    stack: Stack = make_stack(SISU_GATE_SWEEP_SECONDS="0.3")
+    worker = stack.start_worker("v1-worker", DBOS__APPVERSION="v1")
+    api = stack.start_api("api-v1", DBOS__APPVERSION="v1")
+    with SisuClient(stack.base_url) as client:
+        approved = start_run(client, partition=TENANT, steps=2)
+        expiring = start_run(
+            client, partition=TENANT, steps=2, constraints={"approvalTtlSeconds": 8}
+        )
+        for run_id in (approved, expiring):
+            wait_status(client, run_id, RunStatus.WAITING_INPUT)
+    worker.kill()
+    api.stop()
+    stack.start_worker("v2-worker", DBOS__APPVERSION="v2")
+    stack.start_api("api-v2", DBOS__APPVERSION="v2")
+    with SisuClient(stack.base_url) as client:
+        client.approve_plan(approved, "ops-lead")
+        done = wait_status(client, approved, RunStatus.SUCCEEDED, timeout=60)
+        assert done.appVersion == "v1"  # started under v1, executed by the v2 worker
+        ended = wait_status(client, expiring, RunStatus.FAILED, timeout=60)
+        assert ended.error is not None and "approval_expired" in ended.error
