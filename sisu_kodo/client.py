@@ -33,6 +33,13 @@ from sisu_kodo.contracts.runs import (
     TaskPage,
     Workload,
 )
+from sisu_kodo.contracts.webhooks import (
+    DeliveryList,
+    WebhookCreate,
+    WebhookCreated,
+    WebhookList,
+    WebhookView,
+)
 from sisu_kodo.deadlines import wait_until
 from sisu_kodo.errors import AppError, error_class_for
 
@@ -140,6 +147,19 @@ class SisuClient:
     def events(self, run_id: str) -> list[RunEventView]:
         response = self._call("GET", f"/runs/{run_id}/events")
         return [RunEventView.model_validate(item) for item in response.json()]
+
+    def add_webhook(self, body: WebhookCreate) -> WebhookCreated:
+        response = self._call("POST", "/webhooks", json=body.model_dump(mode="json"))
+        return WebhookCreated.model_validate(response.json())
+
+    def webhooks(self) -> WebhookList:
+        return WebhookList.model_validate(self._call("GET", "/webhooks").json())
+
+    def delete_webhook(self, webhook_id: str) -> WebhookView:
+        return WebhookView.model_validate(self._call("DELETE", f"/webhooks/{webhook_id}").json())
+
+    def deliveries(self, run_id: str) -> DeliveryList:
+        return DeliveryList.model_validate(self._call("GET", f"/runs/{run_id}/deliveries").json())
 
     def artifact(self, uri: str) -> bytes:
         return self._call("GET", f"/artifacts/{quote(uri, safe='')}").content

@@ -613,6 +613,108 @@ class ApiSettings(SettingsGroup):
         return value
 
 
+class GateSettings(SettingsGroup):
+    """The approval gate's deadlines and the budgets a run is held to while it executes."""
+
+    approval_ttl_seconds: int | None = Field(
+        None,
+        alias="SISU_APPROVAL_TTL_SECONDS",
+        ge=1,
+        description="How long a gate stays open when neither the intent"
+        " (constraints.approvalTtlSeconds) nor the recipe (approvalTtlSeconds) says; unset:"
+        " no deadline. At the deadline the gate closes as a rejection (approval_expired).",
+    )
+    approval_warn_share: float = Field(
+        0.8,
+        alias="SISU_APPROVAL_WARN_SHARE",
+        gt=0,
+        lt=1,
+        description="Share of a gate's time after which gate.expiring is recorded and notified.",
+    )
+    gate_sweep_seconds: float = Field(
+        1.0,
+        alias="SISU_GATE_SWEEP_SECONDS",
+        gt=0,
+        description="How often a worker looks for gates to warn about or expire.",
+    )
+    budget_minute_seconds: float = Field(
+        60.0,
+        alias="SISU_BUDGET_MINUTE_SECONDS",
+        gt=0,
+        description="Seconds in one minute of workload.sandboxMinutes (60; drills and tests"
+        " scale it down).",
+    )
+    budget_cancel_in_flight: bool = Field(
+        False,
+        alias="SISU_BUDGET_CANCEL_IN_FLIGHT",
+        description="When a run reaches a budget: cancel its in-flight tasks (1) instead of"
+        " letting them finish (0, the default).",
+    )
+
+
+class NotifySettings(SettingsGroup):
+    """Signed webhooks: where their URLs may point and how long deliveries are retried."""
+
+    console_url: str | None = Field(
+        None,
+        alias="SISU_CONSOLE_URL",
+        description="Base URL of the console; run.waiting_input webhooks link"
+        " <SISU_CONSOLE_URL>/runs/<runId>.",
+    )
+    allow_loopback: bool = Field(
+        False,
+        alias="SISU_WEBHOOK_ALLOW_LOOPBACK",
+        description="Allow webhook URLs on loopback addresses (127.0.0.0/8, ::1, localhost).",
+    )
+    allow_private: bool = Field(
+        False,
+        alias="SISU_WEBHOOK_ALLOW_PRIVATE",
+        description="Allow webhook URLs on private and link-local addresses (cloud metadata"
+        " addresses stay refused).",
+    )
+    retry_initial_seconds: float = Field(
+        5.0,
+        alias="SISU_WEBHOOK_RETRY_INITIAL_SECONDS",
+        gt=0,
+        description="Wait after a webhook's first failed attempt; doubled after each failure.",
+    )
+    retry_max_interval_seconds: float = Field(
+        3600.0,
+        alias="SISU_WEBHOOK_RETRY_MAX_INTERVAL_SECONDS",
+        gt=0,
+        description="Longest wait between two attempts of one webhook.",
+    )
+    retry_for_seconds: float = Field(
+        86_400.0,
+        alias="SISU_WEBHOOK_RETRY_FOR_SECONDS",
+        gt=0,
+        description="How long a webhook is retried before it is given up (gave_up).",
+    )
+    timeout_seconds: float = Field(
+        10.0,
+        alias="SISU_WEBHOOK_TIMEOUT_SECONDS",
+        gt=0,
+        description="Timeout of one webhook attempt.",
+    )
+    dispatch_seconds: float = Field(
+        1.0,
+        alias="SISU_WEBHOOK_DISPATCH_SECONDS",
+        gt=0,
+        description="How often a worker turns new run events into webhook deliveries.",
+    )
+    concurrency: int = Field(
+        8,
+        alias="SISU_WEBHOOK_CONCURRENCY",
+        ge=1,
+        description="Webhook delivery workflows one worker runs at a time (queue webhookQ).",
+    )
+
+    @field_validator("console_url")
+    @classmethod
+    def _no_blank_console(cls, value: str | None) -> str | None:
+        return value.rstrip("/") if value and value.strip() else None
+
+
 class Settings(SettingsGroup):
     """Configuration of every Sisu-Kodo process (API shim, worker, CLI), by concern."""
 
@@ -621,6 +723,8 @@ class Settings(SettingsGroup):
     topology: TopologySettings = Field(default_factory=TopologySettings)
     queues: QueueSettings = Field(default_factory=QueueSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
+    gates: GateSettings = Field(default_factory=GateSettings)
+    notify: NotifySettings = Field(default_factory=NotifySettings)
 
 
 class ConfigError(Exception):

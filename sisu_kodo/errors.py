@@ -3,7 +3,8 @@
     AppError (500 internal)
     ├── InvalidRequestError (400 validation_error)
     │   ├── QueuePolicyViolationError (400 queue_policy_violation)
-    │   └── HostNotAllowedError (400 host_not_allowed)
+    │   ├── HostNotAllowedError (400 host_not_allowed)
+    │   └── WebhookUrlRefusedError (400 webhook_url_refused: the SSRF guard)
     ├── UnauthenticatedError (401 unauthenticated: no, bad, unknown, expired or revoked key)
     ├── ForbiddenError (403 forbidden: the key's roles or tenants do not allow it)
     │   └── SelfApprovalForbiddenError (403 self_approval_forbidden)
@@ -13,7 +14,8 @@
     ├── ConflictError (409)
     │   ├── IllegalStateError (409 illegal_state)
     │   ├── RetryDriftError (409 retry_drift)
-    │   └── RunIdentityConflictError (409 run_identity_conflict)
+    │   ├── RunIdentityConflictError (409 run_identity_conflict)
+    │   └── BudgetExhaustedError (409 budget_exhausted)
     └── PlannerError (502 planner_error; in oc/port.py, raised by OpenCode planners)
 
 Domain code raises these; `api/errors.py` is the one place that turns them into
@@ -53,6 +55,12 @@ class HostNotAllowedError(InvalidRequestError):
     """The Host header names no allowed host (SISU_ALLOWED_HOSTS): DNS rebinding."""
 
     code = "host_not_allowed"
+
+
+class WebhookUrlRefusedError(InvalidRequestError):
+    """A webhook URL points where webhooks may not go (loopback, private, metadata...)."""
+
+    code = "webhook_url_refused"
 
 
 class UnauthenticatedError(AppError):
@@ -109,6 +117,12 @@ class RetryDriftError(ConflictError):
 
 class RunIdentityConflictError(ConflictError):
     code = "run_identity_conflict"
+
+
+class BudgetExhaustedError(ConflictError):
+    """Retrying a run stopped by a budget without raising that budget."""
+
+    code = "budget_exhausted"
 
 
 def error_class_for(code: str) -> type[AppError]:

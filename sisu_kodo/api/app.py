@@ -15,7 +15,7 @@ from sisu_kodo.api.errors import document_error_lattice, install_error_handlers
 from sisu_kodo.api.gateway import WorkflowGateway
 from sisu_kodo.api.middleware import BrowserGuard, ServerTiming, StrictJsonBodies
 from sisu_kodo.api.origins import SiteAllowlist
-from sisu_kodo.api.routes import artifacts, audit, health, intents, keys, ops, runs
+from sisu_kodo.api.routes import artifacts, audit, health, intents, keys, ops, runs, webhooks
 from sisu_kodo.auth import check_bind
 from sisu_kodo.config import Settings
 from sisu_kodo.console import create_console
@@ -72,7 +72,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(ServerTiming)  # outermost: its time covers the guards too
     install_error_handlers(app)
     # ops before runs: /runs/counts and /runs/bulk/... are not run ids.
-    for module in (health, intents, ops, runs, artifacts, keys, audit):
+    for module in (health, intents, ops, runs, artifacts, keys, audit, webhooks):
         app.include_router(module.router)
 
     # The console: HTML pages over the same state and service functions, outside OpenAPI.

@@ -79,7 +79,12 @@ def _describe(request: Request) -> tuple[str, str | None]:
     route = request.scope.get("route")
     path = getattr(route, "path", request.url.path)
     params = request.path_params
-    target = params.get("run_id") or params.get("intent_id") or params.get("key_id")
+    target = (
+        params.get("run_id")
+        or params.get("intent_id")
+        or params.get("key_id")
+        or params.get("webhook_id")
+    )
     return f"{request.method} {path}", target
 
 
@@ -138,3 +143,4 @@ DeciderDep = Annotated[Caller, Depends(requires(Action.DECIDE))]
 OperatorDep = Annotated[Caller, Depends(requires(Action.OPERATE))]
 AuditorDep = Annotated[Caller, Depends(requires(Action.AUDIT))]
 KeyAdminDep = Annotated[Caller, Depends(requires(Action.KEYS))]
+WebhookAdminDep = Annotated[Caller, Depends(requires(Action.WEBHOOKS))]

@@ -72,12 +72,14 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
 
 
 _DESCRIPTIONS = {
-    400: "validation_error, queue_policy_violation or host_not_allowed; nothing was written",
+    400: "validation_error, queue_policy_violation, host_not_allowed or webhook_url_refused;"
+    " nothing was written",
     401: "unauthenticated: no valid API key (missing, malformed, unknown, expired or revoked)",
     403: "forbidden or self_approval_forbidden (the key's roles, tenants or duties), or"
     " origin_not_allowed (a state-changing request from another site's page)",
     404: "not_found",
-    409: "illegal_state, retry_drift or run_identity_conflict; nothing was written",
+    409: "illegal_state, retry_drift, run_identity_conflict or budget_exhausted;"
+    " nothing was written",
     413: "payload_too_large: the body is longer than SISU_MAX_BODY_BYTES",
     500: "internal (with a correlation id)",
     503: "the database is unreachable",

@@ -18,32 +18,43 @@ from sisu_kodo.api.deps import IN_PROCESS, Caller
 from sisu_kodo.api.gateway import Enqueue, UnitOfWork
 from sisu_kodo.api.policy import check_run_policy
 from sisu_kodo.auth import ANONYMOUS, Action, Principal
+from sisu_kodo.budgets import SANDBOX_MINUTES, measure
 from sisu_kodo.canonical import sha256_hex
 from sisu_kodo.contracts.intents import IntentCreate
+from sisu_kodo.contracts.plans import TaskSpec
 from sisu_kodo.contracts.runs import (
     Accepted,
+    ApprovalExtended,
     ApprovePlan,
+    CommentIn,
+    ExtendApproval,
     NextAction,
     RejectPlan,
     RetryAccepted,
+    RetryRun,
     RunStart,
     RunStarted,
     RunStatus,
     StepId,
 )
-from sisu_kodo.db import approvals, artifacts, executions, intents, recipes, runs
+from sisu_kodo.db import approvals, artifacts, budgets, executions, gates, intents, recipes, runs
 from sisu_kodo.errors import (
+    BudgetExhaustedError,
     ForbiddenError,
     IllegalStateError,
     InvalidRequestError,
     NotFoundError,
+    QueuePolicyViolationError,
     RetryDriftError,
     RunIdentityConflictError,
     SelfApprovalForbiddenError,
 )
+from sisu_kodo.gates import check_ttl
+from sisu_kodo.gates.scope import scope_of, whole_plan
 from sisu_kodo.workflows.names import (
     EXECUTE_WORKFLOW,
     PLAN_WORKFLOW,
+    canary_rest_workflow_id,
     execute_workflow_id,
     plan_workflow_id,
     run_workflow_ids,
@@ -51,6 +62,8 @@ from sisu_kodo.workflows.names import (
 )
 
 WAITING = frozenset({RunStatus.WAITING_INPUT})
+# What a run waiting at a gate waits for: its plan's approval, or its canary's.
+GATE_ACTIONS = frozenset({NextAction.APPROVE_PLAN, NextAction.APPROVE_CANARY})
 
 
 def new_intent_id() -> str:
@@ -144,6 +157,7 @@ def start_run(
             [{"path": "recipeName", "message": "no such recipe"}],
         )
     queue = check_run_policy(body, recipe)
+    check_ttl(intent.constraints)
     identity = _start_identity(body, queue)
     if intent.tenant is not None and intent.tenant != identity["queuePartitionKey"]:
         raise ForbiddenError(
@@ -231,10 +245,16 @@ def _leaves(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[tupl
 def approve_plan(
     unit: UnitOfWork, *, run_id: str, body: ApprovePlan, caller: Caller = IN_PROCESS
 ) -> Accepted:
-    """Count the caller's approval; the gate opens at the recipe's N-th distinct approver."""
+    """Count the caller's approval; the gate opens at the recipe's N-th distinct approver,
+    for the task set the quorum-reaching approval names (every task, a subset, a canary).
+    At a canary's gate one approval runs the remaining tasks."""
     conn = unit.conn
     run, recipe = _gate(conn, run_id, caller.principal)
     assert run.plan_sha256 is not None and run.tasks_sha256 is not None
+    decided = executions.decided_tasks(conn, run_id=run_id)
+    if run.next_action is NextAction.APPROVE_CANARY:
+        return _approve_after_canary(unit, run, body, decided, caller)
+    scope = scope_of(decided, body)
     approvals.record_vote(
         conn,
         run_id=run_id,
@@ -252,6 +272,10 @@ def approve_plan(
     if len(votes) < recipe.required_approvals:
         return Accepted(runId=run_id, status=RunStatus.WAITING_INPUT)
     _record_decision(conn, run, "approved", body.approvedBy, body.notes, caller)
+    approvals.record_approved_tasks(
+        conn, run_id=run_id, keys=scope.keys, sha256=scope.sha256, canary=scope.canary
+    )
+    gates.close_deadline(conn, run_id=run_id, closed_as="answered")
     runs.transition(
         conn,
         run_id=run_id,
@@ -263,6 +287,9 @@ def approve_plan(
             "notes": body.notes,
             "planSha256": run.plan_sha256,
             "tasksSha256": run.tasks_sha256,
+            "approvedTasks": scope.count,
+            "approvedTasksSha256": scope.sha256,
+            "canary": scope.canary,
         },
         allowed_from=WAITING,
     )
@@ -277,21 +304,74 @@ def approve_plan(
     return Accepted(runId=run_id, status=RunStatus.QUEUED)
 
 
+def _approve_after_canary(
+    unit: UnitOfWork,
+    run: runs.RunRow,
+    body: ApprovePlan,
+    decided: list[TaskSpec],
+    caller: Caller,
+) -> Accepted:
+    """The canary ran and was looked at: approve every decided task, run the rest."""
+    if body.tasks is not None or body.canary is not None:
+        raise InvalidRequestError(
+            "after a canary the approval covers every remaining task;"
+            " tasks and canary are not accepted here",
+            [{"path": "tasks" if body.tasks is not None else "canary", "message": "not here"}],
+        )
+    scope = whole_plan(decided)
+    conn = unit.conn
+    approvals.record_approved_tasks(
+        conn, run_id=run.id, keys=scope.keys, sha256=scope.sha256, canary=None
+    )
+    gates.close_deadline(conn, run_id=run.id, closed_as="answered")
+    runs.transition(
+        conn,
+        run_id=run.id,
+        status=RunStatus.QUEUED,
+        event="plan.approved",
+        detail={
+            "approvedBy": body.approvedBy,
+            "approvers": [caller.principal.id],
+            "notes": body.notes,
+            "phase": "canary",
+            "approvedTasks": scope.count,
+            "approvedTasksSha256": scope.sha256,
+        },
+        allowed_from=WAITING,
+    )
+    unit.enqueue(
+        Enqueue(
+            EXECUTE_WORKFLOW,
+            canary_rest_workflow_id(run.id, run.retry_count),
+            run.queue_partition_key,
+            (run.id,),
+        )
+    )
+    return Accepted(runId=run.id, status=RunStatus.QUEUED)
+
+
 def reject_plan(
     conn: sa.Connection, *, run_id: str, body: RejectPlan, caller: Caller = IN_PROCESS
 ) -> Accepted:
     """One rejection closes the gate for good (no quorum: any approver may say no)."""
     run, _ = _gate(conn, run_id, caller.principal)
-    _record_decision(conn, run, "rejected", body.rejectedBy, body.reason, caller)
+    canary = run.next_action is NextAction.APPROVE_CANARY
+    _record_decision(conn, run, "rejected", body.rejectedBy, body.reason, caller, overrule=canary)
+    gates.close_deadline(conn, run_id=run_id, closed_as="answered")
     reason = f": {body.reason}" if body.reason else ""
+    what = "canary" if canary else "plan"
     runs.transition(
         conn,
         run_id=run_id,
         status=RunStatus.FAILED,
         event="plan.rejected",
-        detail={"rejectedBy": body.rejectedBy, "reason": body.reason},
+        detail={
+            "rejectedBy": body.rejectedBy,
+            "reason": body.reason,
+            **({"phase": "canary"} if canary else {}),
+        },
         allowed_from=WAITING,
-        error=f"plan rejected by {body.rejectedBy}{reason}",
+        error=f"{what} rejected by {body.rejectedBy}{reason}",
     )
     return Accepted(runId=run_id, status=RunStatus.FAILED)
 
@@ -301,7 +381,7 @@ def _gate(
 ) -> tuple[runs.RunRow, recipes.RecipeRow]:
     """The run at an open gate, if `principal` may decide it (separation of duties)."""
     run = require_visible_run(conn, principal, run_id=run_id, for_update=True)
-    if run.status is not RunStatus.WAITING_INPUT or run.next_action is not NextAction.APPROVE_PLAN:
+    if run.status is not RunStatus.WAITING_INPUT or run.next_action not in GATE_ACTIONS:
         raise IllegalStateError(
             f"run {run_id} is {run.status.value}, not waiting for plan approval",
             {"runId": run_id, "status": run.status.value},
@@ -339,6 +419,7 @@ def _record_decision(
     decided_by: str,
     notes: str | None,
     caller: Caller,
+    overrule: bool = False,
 ) -> None:
     """The gate's decision, bound to the decided plan and tasks and to the principal."""
     assert run.plan_sha256 is not None and run.tasks_sha256 is not None
@@ -353,13 +434,20 @@ def _record_decision(
         key_id=caller.principal.key_id,
         key_name=caller.principal.name,
         client_addr=caller.client_addr,
+        overrule=overrule,
     )
 
 
 RETRYABLE = frozenset({RunStatus.RETRIES_EXCEEDED, RunStatus.FAILED})
 
 
-def retry_run(unit: UnitOfWork, *, run_id: str, principal: Principal = ANONYMOUS) -> RetryAccepted:
+def retry_run(
+    unit: UnitOfWork,
+    *,
+    run_id: str,
+    principal: Principal = ANONYMOUS,
+    body: RetryRun | None = None,
+) -> RetryAccepted:
     """Resume a failed run from its first unfinished step, keeping everything that succeeded."""
     conn = unit.conn
     run = require_visible_run(conn, principal, run_id=run_id, for_update=True)
@@ -379,7 +467,10 @@ def retry_run(unit: UnitOfWork, *, run_id: str, principal: Principal = ANONYMOUS
             f"the plan of run {run_id} was rejected by {decision.decided_by}; post a new intent",
             {"runId": run_id, "status": run.status.value},
         )
+    raised = _check_retry_budget(conn, run, body or RetryRun())
     from_step = _first_unfinished_step(conn, run_id)
+    if raised is not None:
+        budgets.raise_sandbox_minutes(conn, run_id=run_id, minutes=raised)
     reopened = runs.reopen_for_retry(conn, run_id=run_id, from_step=from_step)
     if from_step is StepId.EXECUTE:
         workflow = Enqueue(
@@ -402,6 +493,54 @@ def retry_run(unit: UnitOfWork, *, run_id: str, principal: Principal = ANONYMOUS
         fromStep=from_step.value,
         retryCount=reopened.retry_count,
     )
+
+
+def _check_retry_budget(conn: sa.Connection, run: runs.RunRow, body: RetryRun) -> int | None:
+    """The raised sandbox budget to retry with (None: unchanged); a run a budget stopped
+    retries only with that budget raised.
+
+    Raises:
+        QueuePolicyViolationError: the raised budget is over the recipe's cap.
+        BudgetExhaustedError: a budget stopped the run and the retry does not raise it.
+    """
+    recipe = recipes.read_recipe(conn, name=run.recipe_name)
+    assert recipe is not None  # app.runs.recipe_name references app.recipes
+    requested = body.sandboxMinutes
+    if requested is not None and requested > recipe.max_sandbox_minutes:
+        raise QueuePolicyViolationError(
+            f"sandboxMinutes={requested} exceeds recipe {recipe.name!r} cap of"
+            f" {recipe.max_sandbox_minutes}",
+            {"field": "sandboxMinutes", "value": requested, "cap": recipe.max_sandbox_minutes},
+        )
+    stop = _budget_stop(conn, run)
+    if stop is None:
+        return requested
+    report = measure(conn, run, minute_seconds=1.0)
+    current = next(b.allowed for b in report.budgets if b.name == SANDBOX_MINUTES)
+    if stop != SANDBOX_MINUTES or requested is None or current is None or requested <= current:
+        how = (
+            'retry with {"sandboxMinutes": N} above it'
+            if stop == SANDBOX_MINUTES
+            else "it is a recipe cap: raise it in the recipe"
+        )
+        raise BudgetExhaustedError(
+            f"run {run.id} stopped at its {stop} budget; {how}",
+            {"runId": run.id, "budget": stop, "allowed": current, "requested": requested},
+        )
+    return requested
+
+
+def _budget_stop(conn: sa.Connection, run: runs.RunRow) -> str | None:
+    """The budget that ended the run, if its last failure was one."""
+    if run.status is not RunStatus.RETRIES_EXCEEDED:
+        return None
+    last = [
+        event
+        for event in runs.list_events(conn, run_id=run.id)
+        if event.type == "run.retries_exceeded"
+    ]
+    budget = last[-1].detail.get("budget") if last else None
+    return str(budget) if budget else None
 
 
 def _first_unfinished_step(conn: sa.Connection, run_id: str) -> StepId:
@@ -447,3 +586,58 @@ def cancel_run(unit: UnitOfWork, *, run_id: str, principal: Principal = ANONYMOU
 
     unit.then(cancel_workflows)
     return Accepted(runId=run_id, status=RunStatus.CANCELED)
+
+
+def comment(
+    conn: sa.Connection, *, run_id: str, body: CommentIn, caller: Caller = IN_PROCESS
+) -> Accepted:
+    """A note on the run's timeline (an event of its own), while the gate is open."""
+    run = require_waiting(
+        require_visible_run(conn, caller.principal, run_id=run_id, for_update=True)
+    )
+    detail = {"author": body.author, "text": body.text, "principal": caller.principal.id}
+    runs.note_event(conn, run, type="comment", detail=detail)
+    return Accepted(runId=run_id, status=run.status)
+
+
+def require_waiting(run: runs.RunRow) -> runs.RunRow:
+    """The run, if it waits at a gate; events are accepted only then (the manual's triage)."""
+    if run.status is not RunStatus.WAITING_INPUT:
+        raise IllegalStateError(
+            f"run {run.id} is {run.status.value}; events are accepted only while"
+            " it is waiting_input",
+            {"runId": run.id, "status": run.status.value},
+        )
+    return run
+
+
+def extend_approval(
+    conn: sa.Connection,
+    *,
+    run_id: str,
+    body: ExtendApproval,
+    warn_share: float,
+    caller: Caller = IN_PROCESS,
+) -> ApprovalExtended:
+    """Move an open gate's deadline later (the same duties as deciding it)."""
+    run, _ = _gate(conn, run_id, caller.principal)
+    deadline = gates.read_deadline(conn, run_id=run_id, for_update=True)
+    if deadline is None or deadline.closed_at is not None:
+        raise IllegalStateError(
+            f"the gate of run {run_id} has no deadline to extend",
+            {"runId": run_id, "status": run.status.value},
+        )
+    moved = gates.extend_deadline(conn, run_id=run_id, seconds=body.seconds, warn_share=warn_share)
+    runs.note_event(
+        conn,
+        run,
+        type="gate.extended",
+        detail={
+            "seconds": body.seconds,
+            "reason": body.reason,
+            "by": caller.principal.id,
+            "previousExpiresAt": deadline.expires_at.isoformat(),
+            "expiresAt": moved.expires_at.isoformat(),
+        },
+    )
+    return ApprovalExtended(runId=run_id, status=run.status, expiresAt=moved.expires_at.isoformat())

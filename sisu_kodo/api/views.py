@@ -9,6 +9,7 @@ import sqlalchemy as sa
 
 from sisu_kodo.api import service
 from sisu_kodo.auth import ANONYMOUS_ID, Principal
+from sisu_kodo.budgets import measure
 from sisu_kodo.config import Settings
 from sisu_kodo.contracts.health import WorkerView
 from sisu_kodo.contracts.ops import TaskStatus
@@ -16,6 +17,8 @@ from sisu_kodo.contracts.runs import (
     ApprovalProgress,
     ApprovalVote,
     ArtifactRef,
+    BudgetView,
+    GateView,
     NextAction,
     PrincipalRef,
     RunEventView,
@@ -25,7 +28,7 @@ from sisu_kodo.contracts.runs import (
     StepView,
     TaskPage,
 )
-from sisu_kodo.db import approvals, artifacts, executions, recipes, run_tasks, runs, workers
+from sisu_kodo.db import approvals, artifacts, executions, gates, recipes, run_tasks, runs, workers
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -86,6 +89,26 @@ def build_run_view(conn: sa.Connection, *, run_id: str, settings: Settings) -> R
             )
             for meta in artifacts.list_artifacts(conn, run_id=run_id, exclude_step=StepId.EXECUTE)
         ],
+        gate=_gate_view(conn, run_id=run_id),
+        budgets=[
+            BudgetView(name=b.name, used=round(b.used, 3), allowed=b.allowed, unit=b.unit)
+            for b in measure(conn, run, minute_seconds=settings.gates.budget_minute_seconds).budgets
+        ],
+    )
+
+
+def _gate_view(conn: sa.Connection, *, run_id: str) -> GateView | None:
+    deadline = gates.read_deadline(conn, run_id=run_id)
+    if deadline is None:
+        return None
+    return GateView(
+        ttlSeconds=deadline.ttl_seconds,
+        openedAt=deadline.opened_at.isoformat(),
+        warnAt=deadline.warn_at.isoformat(),
+        expiresAt=deadline.expires_at.isoformat(),
+        warnedAt=iso(deadline.warned_at),
+        closedAt=iso(deadline.closed_at),
+        closedAs=deadline.closed_as,
     )
 
 

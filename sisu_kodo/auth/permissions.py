@@ -17,13 +17,14 @@ class Action(StrEnum):
     OPERATE = "operate"  # retry and cancel runs
     AUDIT = "audit"  # read the audit log (every tenant)
     KEYS = "keys"  # create, list and revoke keys
+    WEBHOOKS = "webhooks"  # subscribe the key's tenants to webhooks, list and delete them
 
 
 PERMISSIONS: dict[Role, frozenset[Action]] = {
     Role.VIEWER: frozenset({Action.READ}),
     Role.SUBMITTER: frozenset({Action.READ, Action.SUBMIT}),
     Role.APPROVER: frozenset({Action.READ, Action.DECIDE}),
-    Role.OPERATOR: frozenset({Action.READ, Action.OPERATE, Action.AUDIT}),
+    Role.OPERATOR: frozenset({Action.READ, Action.OPERATE, Action.AUDIT, Action.WEBHOOKS}),
     Role.ADMIN: frozenset(Action),
 }
 

@@ -8,7 +8,7 @@ import sys
 import typer
 from rich.markup import escape
 
-from sisu_kodo.cli import audit, chaos, db, demo, fleet, keys, oc, ops, runs
+from sisu_kodo.cli import audit, chaos, db, demo, fleet, keys, oc, ops, runs, webhooks
 from sisu_kodo.cli.output import console, err_console
 from sisu_kodo.cli.settings import settings_of
 from sisu_kodo.cli.stack import StackError, run_stack, stop_stack
@@ -22,6 +22,7 @@ app = typer.Typer(
 app.add_typer(db.app, name="db")
 app.add_typer(oc.app, name="oc")
 app.add_typer(keys.app, name="keys")
+app.add_typer(webhooks.app, name="webhooks")
 app.command("audit")(audit.audit)
 app.command("demo")(demo.demo)
 app.command("chaos")(chaos.chaos)

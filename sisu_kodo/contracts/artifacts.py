@@ -9,6 +9,7 @@ MEDIA_TYPES = {
     "plan_card": "application/json",
     "task_list": "application/json",
     "artifact_index": "application/json",
+    "budget": "application/json",
     "stdout": "text/plain; charset=utf-8",
     "stderr": "text/plain; charset=utf-8",
     "file": "application/octet-stream",

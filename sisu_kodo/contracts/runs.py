@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from sisu_kodo.contracts.plans import TaskSpec
-from sisu_kodo.contracts.text import JsonObject, Text
+from sisu_kodo.contracts.plans import MAX_PLAN_TASKS, TaskSpec
+from sisu_kodo.contracts.text import Text
 
 
 class RunStatus(StrEnum):
@@ -33,6 +33,7 @@ TERMINAL_STATUSES = frozenset(
 class NextAction(StrEnum):
     NONE = "NONE"
     APPROVE_PLAN = "APPROVE_PLAN"
+    APPROVE_CANARY = "APPROVE_CANARY"
     REPAIR = "REPAIR"
     START_WORKER = "START_WORKER"
 
@@ -80,10 +81,23 @@ class RunStarted(BaseModel):
 
 
 class ApprovePlan(BaseModel):
+    """Approve the plan: every task, a subset (`tasks`), or a `canary` of the first N
+    (the run parks again at APPROVE_CANARY once they ran)."""
+
     model_config = ConfigDict(extra="forbid")
 
     approvedBy: Text = Field(min_length=1, max_length=200, pattern=r"\S")
     notes: Text | None = Field(None, max_length=10_000)
+    tasks: list[Annotated[Text, Field(min_length=1, max_length=200)]] | None = Field(
+        None, min_length=1, max_length=MAX_PLAN_TASKS
+    )
+    canary: int | None = Field(None, ge=1, le=MAX_PLAN_TASKS)
+
+    @model_validator(mode="after")
+    def _one_scope(self) -> ApprovePlan:
+        if self.tasks is not None and self.canary is not None:
+            raise ValueError("approve either a subset (tasks) or a canary, not both")
+        return self
 
 
 class RejectPlan(BaseModel):
@@ -93,19 +107,68 @@ class RejectPlan(BaseModel):
     reason: Text | None = Field(None, max_length=10_000)
 
 
-class RunEventIn(BaseModel):
-    """Body of POST /runs/{id}/events: a human's answer at the approval gate."""
+class RetryRun(BaseModel):
+    """Optional body of POST /runs/{id}/retry: raise the sandbox budget for the retry
+    (needed when a budget stopped the run)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    type: Literal["approve-plan", "reject-plan"]
-    payload: JsonObject = Field(default_factory=dict)
+    sandboxMinutes: int | None = Field(None, ge=1, lt=2**31)
+
+
+class ExtendApproval(BaseModel):
+    """Body of POST /runs/{id}/extend-approval: move the gate's deadline later."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    seconds: int = Field(ge=1, le=30 * 24 * 3600)
+    reason: Text = Field(min_length=1, max_length=10_000, pattern=r"\S")
+
+
+class CommentIn(BaseModel):
+    """A free-text note on the run's timeline, from a person at the gate."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    author: Text = Field(min_length=1, max_length=200, pattern=r"\S")
+    text: Text = Field(min_length=1, max_length=10_000, pattern=r"\S")
+
+
+class ApproveEvent(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["approve-plan"]
+    payload: ApprovePlan
+
+
+class RejectEvent(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["reject-plan"]
+    payload: RejectPlan
+
+
+class CommentEvent(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["comment"]
+    payload: CommentIn
+
+
+# Body of POST /runs/{id}/events: a human's answer (or note) at the approval gate. The
+# route reads it only once the run is known to wait (409 illegal_state otherwise).
+RunEventIn = Annotated[ApproveEvent | RejectEvent | CommentEvent, Field(discriminator="type")]
+RUN_EVENT_TYPES = ("approve-plan", "reject-plan", "comment")
 
 
 class Accepted(BaseModel):
     runId: str
     status: RunStatus
     accepted: bool = True
+
+
+class ApprovalExtended(Accepted):
+    expiresAt: str
 
 
 class RetryAccepted(Accepted):
@@ -127,7 +190,7 @@ class TaskView(BaseModel):
     index: int
     name: str
     command: str
-    status: Literal["pending", "retrying", "succeeded", "failed"]
+    status: Literal["pending", "retrying", "succeeded", "failed", "skipped"]
     errCode: str | None = None
     exitCode: int | None = None
     attempt: int = 0
@@ -218,8 +281,14 @@ class ExecuteOutput(BaseModel):
     tasksSha256: str
     raw: ExecuteRaw
 
-    def failed_tasks(self) -> list[TaskView]:
-        return [task for task in self.raw.tasks if task.status != "succeeded"]
+    def failed_tasks(self, waiting: frozenset[str] = frozenset()) -> list[TaskView]:
+        """Tasks that did not succeed: neither skipped (left out of a subset approval)
+        nor `waiting` (not yet approved after a canary)."""
+        return [
+            task
+            for task in self.raw.tasks
+            if task.status not in ("succeeded", "skipped") and task.taskKey not in waiting
+        ]
 
 
 class ExecuteProgress(BaseModel):
@@ -268,6 +337,27 @@ class ApprovalProgress(BaseModel):
     approvers: list[ApprovalVote]
 
 
+class GateView(BaseModel):
+    """The approval gate's deadline, when it has one."""
+
+    ttlSeconds: int
+    openedAt: str
+    warnAt: str
+    expiresAt: str
+    warnedAt: str | None
+    closedAt: str | None
+    closedAs: str | None  # answered or expired
+
+
+class BudgetView(BaseModel):
+    """One budget of the run: how much is used of how much is allowed (null: no limit)."""
+
+    name: str
+    used: float
+    allowed: float | None
+    unit: str
+
+
 class RunView(BaseModel):
     runId: str
     intentId: str
@@ -287,6 +377,8 @@ class RunView(BaseModel):
     artifacts: list[ArtifactRef]
     startedBy: PrincipalRef | None = None
     approvals: ApprovalProgress | None = None
+    gate: GateView | None = None
+    budgets: list[BudgetView] = Field(default_factory=list)
 
     def step(self, step_id: StepId) -> StepView | None:
         return next((step for step in self.steps if step.stepId == step_id), None)

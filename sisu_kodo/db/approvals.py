@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
 
 
 @dataclass(frozen=True)
@@ -87,3 +88,32 @@ def list_votes(
         {"run_id": run_id, "plan": plan_sha256, "tasks": tasks_sha256},
     )
     return [VoteRow(*row) for row in rows]
+
+
+@dataclass(frozen=True)
+class ApprovedTasks:
+    keys: list[str] | None  # None: approved before task sets were recorded (every task)
+    sha256: str | None
+    canary: int | None
+
+
+def record_approved_tasks(
+    conn: sa.Connection, *, run_id: str, keys: list[str], sha256: str, canary: int | None
+) -> None:
+    conn.execute(
+        sa.text(
+            "UPDATE app.runs SET approved_tasks = :keys, approved_tasks_sha256 = :sha,"
+            " canary = :canary WHERE id = :id"
+        ).bindparams(sa.bindparam("keys", type_=JSONB)),
+        {"id": run_id, "keys": keys, "sha": sha256, "canary": canary},
+    )
+
+
+def read_approved_tasks(conn: sa.Connection, *, run_id: str) -> ApprovedTasks:
+    row = conn.execute(
+        sa.text(
+            "SELECT approved_tasks, approved_tasks_sha256, canary FROM app.runs WHERE id = :id"
+        ),
+        {"id": run_id},
+    ).one_or_none()
+    return ApprovedTasks(*row) if row else ApprovedTasks(None, None, None)

@@ -29,15 +29,25 @@ def decided_tasks(conn: sa.Connection, *, run_id: str) -> list[TaskSpec]:
 
 
 def task_views(
-    conn: sa.Connection, *, run_id: str, tasks: list[TaskSpec], max_attempts: int
+    conn: sa.Connection,
+    *,
+    run_id: str,
+    tasks: list[TaskSpec],
+    max_attempts: int,
+    skipped: frozenset[str] = frozenset(),
 ) -> list[TaskView]:
-    """Views of `tasks` from their latest `sbx_runs` attempt and that attempt's artifacts."""
-    return with_latest_attempts(
+    """Views of `tasks` from their latest `sbx_runs` attempt and that attempt's artifacts;
+    those in `skipped` (outside a subset approval) that never ran show as skipped."""
+    views = with_latest_attempts(
         conn,
         run_id=run_id,
         views=[TaskView.pending(task) for task in tasks],
         max_attempts=max_attempts,
     )
+    for view in views:
+        if view.taskKey in skipped and view.status == "pending":
+            view.status = "skipped"
+    return views
 
 
 def with_latest_attempts(

@@ -20,6 +20,11 @@ class RecipeRow:
     # From `spec`: the approval gate's separation of duties.
     allow_self_approval: bool = False
     required_approvals: int = 1
+    # From `spec`: how long the gate stays open (None: the intent's, else Settings').
+    approval_ttl_seconds: int | None = None
+    # From `spec`: budgets held while the run executes (None: no cap).
+    max_attempts_per_run: int | None = None
+    max_wall_seconds: int | None = None
 
 
 SEED = (
@@ -70,7 +75,14 @@ def read_recipe(conn: sa.Connection, *, name: str) -> RecipeRow | None:
         max_sandbox_minutes,
         allow_self_approval=spec.get("allowSelfApproval") is True,
         required_approvals=_positive(spec.get("requiredApprovals"), default=1),
+        approval_ttl_seconds=_optional_positive(spec.get("approvalTtlSeconds")),
+        max_attempts_per_run=_optional_positive(spec.get("maxAttemptsPerRun")),
+        max_wall_seconds=_optional_positive(spec.get("maxWallSeconds")),
     )
+
+
+def _optional_positive(value: object) -> int | None:
+    return _positive(value, default=0) or None
 
 
 def _positive(value: object, *, default: int) -> int:

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
 from sisu_kodo.contracts.runs import TERMINAL_STATUSES, NextAction, RunStatus
+from sisu_kodo.contracts.webhooks import NOTIFIED_RUN_EVENTS
 from sisu_kodo.errors import IllegalStateError, NotFoundError
 
 _RUN_COLUMNS = (
@@ -207,13 +208,18 @@ def append_event(
     step_id: str | None = None,
     detail: dict[str, Any] | None = None,
 ) -> None:
-    """Append the next event of a run; callers hold the run row lock (or just created it)."""
-    conn.execute(
+    """Append the next event of a run; callers hold the run row lock (or just created it).
+
+    A notified event (contracts/webhooks.py) also enters the webhook outbox in the same
+    transaction, so no notification is lost or sent for an event that did not commit.
+    """
+    seq = conn.execute(
         sa.text(
             """
             INSERT INTO app.run_events (run_id, seq, type, status, step_id, detail)
             SELECT :run_id, COALESCE(MAX(seq), 0) + 1, :type, :status, :step_id, :detail
             FROM app.run_events WHERE run_id = :run_id
+            RETURNING seq
             """
         ).bindparams(sa.bindparam("detail", type_=JSONB)),
         {
@@ -223,6 +229,23 @@ def append_event(
             "step_id": step_id,
             "detail": detail or {},
         },
+    ).scalar_one()
+    notified = NOTIFIED_RUN_EVENTS.get(type)
+    if notified is not None:
+        conn.execute(
+            sa.text(
+                "INSERT INTO app.webhook_outbox (run_id, seq, event_type)"
+                " VALUES (:run_id, :seq, :event_type)"
+            ),
+            {"run_id": run_id, "seq": seq, "event_type": notified.value},
+        )
+
+
+def note_event(conn: sa.Connection, run: RunRow, *, type: str, detail: dict[str, Any]) -> None:
+    """An event that does not move the run (a comment, a deadline's warning or extension),
+    at its current status and step; the caller holds the run row lock."""
+    append_event(
+        conn, run_id=run.id, type=type, status=run.status, step_id=run.last_step, detail=detail
     )
 
 
@@ -382,9 +405,19 @@ def record_decision(
     key_id: str | None = None,
     key_name: str | None = None,
     client_addr: str | None = None,
+    overrule: bool = False,
 ) -> None:
     """The gate's decision; `decided_by` is the body's note, `key_id`/`key_name` the
-    authenticated principal (None while auth is off)."""
+    authenticated principal (None while auth is off). `overrule`: a rejection at the
+    canary gate replaces the approval that let the canary run (the events keep both)."""
+    conflict = (
+        " ON CONFLICT (run_id) DO UPDATE SET decision = EXCLUDED.decision,"
+        " decided_by = EXCLUDED.decided_by, notes = EXCLUDED.notes, key_id = EXCLUDED.key_id,"
+        " key_name = EXCLUDED.key_name, client_addr = EXCLUDED.client_addr,"
+        " decided_at = now()"
+        if overrule
+        else ""
+    )
     conn.execute(
         sa.text(
             """
@@ -392,6 +425,7 @@ def record_decision(
                 tasks_sha256, key_id, key_name, client_addr)
             VALUES (:run_id, :decision, :by, :notes, :plan, :tasks, :key_id, :key_name, :addr)
             """
+            + conflict
         ),
         {
             "run_id": run_id,

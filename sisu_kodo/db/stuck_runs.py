@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from dbos import DBOSClient, WorkflowStatus
 
 from sisu_kodo.contracts.runs import RunStatus
-from sisu_kodo.workflows.names import execute_workflow_id, plan_workflow_id
+from sisu_kodo.workflows.names import canary_rest_workflow_id, round_workflow_ids
 
 LIVE_STATUSES = frozenset({"ENQUEUED", "PENDING", "DELAYED"})
 BROKEN_STATUSES = frozenset({"ERROR", "CANCELLED", "MAX_RECOVERY_ATTEMPTS_EXCEEDED"})
@@ -43,10 +43,13 @@ class UnsettledRun:
     @property
     def current_workflow_ids(self) -> list[str]:
         """The workflows of the run's retry round, in the order they run."""
-        return [
-            plan_workflow_id(self.id, self.retry_count),
-            execute_workflow_id(self.id, self.retry_count),
-        ]
+        return round_workflow_ids(self.id, self.retry_count)
+
+    @property
+    def optional_workflow_ids(self) -> frozenset[str]:
+        """Round workflows only some runs have (the rest after a canary): judged only
+        when DBOS holds them."""
+        return frozenset({canary_rest_workflow_id(self.id, self.retry_count)})
 
 
 @dataclass(frozen=True)
@@ -132,7 +135,11 @@ def workflow_statuses(
 
 def judge(run: UnsettledRun, statuses: Mapping[str, str]) -> StuckRun | None:
     """Stuck unless a workflow of the run's round is still live; `statuses` by workflow id."""
-    seen = {wid: statuses.get(wid, MISSING) for wid in run.current_workflow_ids}
+    seen = {
+        wid: statuses.get(wid, MISSING)
+        for wid in run.current_workflow_ids
+        if wid in statuses or wid not in run.optional_workflow_ids
+    }
     if any(status in LIVE_STATUSES for status in seen.values()):
         return None
     broken = [wid for wid, status in seen.items() if status in BROKEN_STATUSES]

@@ -18,7 +18,9 @@ from dbos import DBOS, DBOSClient, SQLAlchemyDatasource
 
 from sisu_kodo.config import APP_NAME, Settings
 from sisu_kodo.db.databases import open_databases
-from sisu_kodo.db.engine import libpq_url, sqlalchemy_url
+from sisu_kodo.db.engine import libpq_url, same_database, sqlalchemy_url
+from sisu_kodo.gates import GateSweep
+from sisu_kodo.notify import WebhookDispatcher
 from sisu_kodo.oc import create_planner
 from sisu_kodo.oc.health import await_opencode
 from sisu_kodo.sbx import create_provider
@@ -87,7 +89,14 @@ def run_worker(settings: Settings) -> None:
         _on_signals(stop)
         DBOS.launch()
         register_queues(settings)
-        _start_background(resources, rt, executor_id=executor_id, lease=lease, stop=stop)
+        _start_background(
+            resources,
+            rt,
+            executor_id=executor_id,
+            lease=lease,
+            stop=stop,
+            atomic=same_database(databases.url, databases.system_url),
+        )
         log.info(
             "worker %s ready (app version %s, planner %s [%s], sandbox %s, admin %s:%s)",
             executor_id,
@@ -109,6 +118,7 @@ def _start_background(
     executor_id: str,
     lease: ExecutorLease,
     stop: threading.Event,
+    atomic: bool,
 ) -> None:
     """Heartbeat, recovery sweep, task listener, cancel watcher and admin server, each stopped by
     `resources` on exit."""
@@ -137,6 +147,12 @@ def _start_background(
     )
     sweep.start()
     resources.callback(sweep.stop)
+    dispatcher = WebhookDispatcher(rt.engine, rt.client, settings, atomic=atomic)
+    dispatcher.start()
+    resources.callback(dispatcher.stop)
+    gate_sweep = GateSweep(rt.engine, period=settings.gates.gate_sweep_seconds)
+    gate_sweep.start()
+    resources.callback(gate_sweep.stop)
     listener = TaskListener(libpq_url(rt.engine), rt.wakeups)
     listener.start()
     resources.callback(listener.stop)

@@ -52,3 +52,11 @@ class TaskOutcome(BaseModel):
     task_key: str
     attempt: int
     err_code: ErrCode
+
+
+class BudgetStop(BaseModel):
+    """A budget the run reached while fanning out: no new task starts."""
+
+    budget: str
+    message: str
+    cancel_in_flight: bool = False

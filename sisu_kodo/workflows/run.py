@@ -18,8 +18,9 @@ from contextlib import contextmanager
 from dbos import DBOS
 
 from sisu_kodo.errors import AppError
+from sisu_kodo.notify import delivery as _registers_webhook_workflow  # noqa: F401
 from sisu_kodo.workflows.names import EXECUTE_WORKFLOW, PLAN_WORKFLOW, TASK_WORKFLOW
-from sisu_kodo.workflows.payloads import TaskOutcome, TaskRun
+from sisu_kodo.workflows.payloads import BudgetStop, TaskOutcome, TaskRun
 from sisu_kodo.workflows.steps import attempts, execution, ledger, planning
 
 log = logging.getLogger(__name__)
@@ -44,14 +45,14 @@ def run_execute_workflow(run_id: str) -> str:
         execution_start = execution.begin_execute(run_id)
         if execution_start is None:
             return "skipped"
-        _fan_out(
+        stopped = _fan_out(
             run_id,
             execution_start.tasks,
             concurrency=execution_start.concurrency,
             partition_key=execution_start.partition_key,
             retry_count=execution_start.retry_count,
         )
-        return execution.finish_execute(run_id)
+        return execution.finish_execute(run_id, stopped)
 
 
 @contextmanager
@@ -87,16 +88,26 @@ def _fan_out(
     concurrency: int,
     partition_key: str,
     retry_count: int,
-) -> None:
+) -> BudgetStop | None:
     """Keep at most `concurrency` task workflows of this run in flight (a sliding window).
 
-    Every slot freed by one wait is refilled by one batched enqueue. Outcomes are not
-    collected here: each task workflow records its own in the ledger, and finish_execute
-    aggregates them from there.
+    Every slot freed by one wait is refilled by one batched enqueue, once the run's
+    budgets are checked: a run that reached one starts no new task, lets its in-flight
+    tasks finish (or cancels them, SISU_BUDGET_CANCEL_IN_FLIGHT) and says which budget.
+    Outcomes are not collected here: each task workflow records its own in the ledger,
+    and finish_execute aggregates them from there.
     """
     waiting = list(tasks)
     in_flight: dict[str, str] = {}  # task workflow id -> taskKey
+    stopped: BudgetStop | None = None
     while waiting or in_flight:
+        if waiting:
+            stopped = execution.check_budgets(run_id)
+            if stopped is not None:
+                waiting = []
+                if stopped.cancel_in_flight and in_flight:
+                    execution.cancel_tasks(list(in_flight))
+                    break
         batch, waiting = (
             waiting[: concurrency - len(in_flight)],
             waiting[concurrency - len(in_flight) :],
@@ -104,7 +115,9 @@ def _fan_out(
         if batch:
             enqueued = execution.enqueue_tasks(run_id, batch, partition_key, retry_count)
             in_flight.update(zip(enqueued, (task.spec.taskKey for task in batch), strict=True))
-        _release_finished(run_id, in_flight)
+        if in_flight:
+            _release_finished(run_id, in_flight)
+    return stopped
 
 
 def _release_finished(run_id: str, in_flight: dict[str, str]) -> None:

@@ -31,8 +31,8 @@ GRANTS: dict[str, set[str]] = {
     "viewer": {"read"},
     "submitter": {"read", "submit"},
     "approver": {"read", "decide"},
-    "operator": {"read", "operate", "audit"},
-    "admin": {"read", "submit", "decide", "operate", "audit", "keys"},
+    "operator": {"read", "operate", "audit", "webhooks"},
+    "admin": {"read", "submit", "decide", "operate", "audit", "keys", "webhooks"},
 }
 
 
@@ -68,6 +68,9 @@ ROUTES: dict[tuple[str, str], Route] = {
         tenant_scoped=True,
         body={"type": "reject-plan", "payload": {"rejectedBy": "matrix"}},
     ),
+    ("POST", "/runs/{run_id}/extend-approval"): Route(
+        "decide", tenant_scoped=True, body={"seconds": 60, "reason": "matrix"}
+    ),
     ("POST", "/runs/{run_id}/retry"): Route("operate", tenant_scoped=True),
     ("POST", "/runs/{run_id}/cancel"): Route("operate", tenant_scoped=True),
     ("GET", "/artifacts/{uri}"): Route("read", tenant_scoped=True),
@@ -79,6 +82,14 @@ ROUTES: dict[tuple[str, str], Route] = {
         "keys", tenant_scoped=False, body={"name": "made", "roles": ["viewer"], "tenants": [OWN]}
     ),
     ("DELETE", "/keys/{key_id}"): Route("keys", tenant_scoped=False),
+    ("POST", "/webhooks"): Route(
+        "webhooks",
+        tenant_scoped=False,
+        body={"url": "https://hooks.example.com/sisu", "events": ["run.waiting_input"]},
+    ),
+    ("GET", "/webhooks"): Route("webhooks", tenant_scoped=False),
+    ("DELETE", "/webhooks/{webhook_id}"): Route("webhooks", tenant_scoped=True),
+    ("GET", "/runs/{run_id}/deliveries"): Route("read", tenant_scoped=True),
 }
 
 
@@ -138,12 +149,16 @@ def _seed(
         artifacts.put_artifact(
             conn, uri=uri, run_id=run_id, step_id="CompileST", kind="plan_card", content=b"{}"
         )
+    hook = {"url": "https://hooks.example.com/sisu", "events": ["run.failed"], "tenant": tenant}
+    created = client.post("/webhooks", json=hook, headers=auth)
+    assert created.status_code == 201, created.text
     return {
         "intent_id": intent_id,
         "run_id": run_id,
         "uri": quote(uri, safe=""),
         "key_id": spare,
         "tenant": tenant,
+        "webhook_id": created.json()["id"],
     }
 
 

@@ -6,12 +6,12 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request, status
+from fastapi import APIRouter, Body, Header, Query, Request, status
 from fastapi.concurrency import run_in_threadpool
+from pydantic import TypeAdapter, ValidationError
 from sse_starlette.sse import EventSourceResponse
 
 from sisu_kodo.api import service, views
-from sisu_kodo.api.bodies import validated
 from sisu_kodo.api.deps import (
     ApiState,
     Caller,
@@ -25,18 +25,23 @@ from sisu_kodo.api.errors import error_responses
 from sisu_kodo.contracts.ops import TaskStatus
 from sisu_kodo.contracts.plans import MAX_PLAN_TASKS
 from sisu_kodo.contracts.runs import (
+    RUN_EVENT_TYPES,
     Accepted,
+    ApprovalExtended,
+    ApproveEvent,
     ApprovePlan,
-    RejectPlan,
+    CommentEvent,
+    ExtendApproval,
+    RejectEvent,
     RetryAccepted,
+    RetryRun,
     RunEventIn,
     RunEventView,
-    RunStatus,
     RunView,
     TaskPage,
 )
 from sisu_kodo.contracts.text import IdPath
-from sisu_kodo.errors import IllegalStateError
+from sisu_kodo.errors import InvalidRequestError
 
 router = APIRouter(prefix="/runs", tags=["runs"])
 
@@ -94,14 +99,38 @@ def approve_plan(
 
 
 @router.post(
+    "/{run_id}/extend-approval",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=error_responses(400, 401, 403, 404, 409),
+)
+def extend_approval(
+    run_id: IdPath, body: ExtendApproval, state: StateDep, caller: DeciderDep
+) -> ApprovalExtended:
+    """Move the open gate's deadline `seconds` later (audited, with its reason)."""
+    with audited_unit(state, caller, status=202) as unit:
+        return service.extend_approval(
+            unit.conn,
+            run_id=run_id,
+            body=body,
+            warn_share=state.settings.gates.approval_warn_share,
+            caller=caller,
+        )
+
+
+@router.post(
     "/{run_id}/retry",
     status_code=status.HTTP_202_ACCEPTED,
-    responses=error_responses(401, 403, 404, 409),
+    responses=error_responses(400, 401, 403, 404, 409),
 )
-def retry_run(run_id: IdPath, state: StateDep, caller: OperatorDep) -> RetryAccepted:
-    """Resume a failed run from the failed step: same runId, succeeded tasks kept."""
+def retry_run(
+    run_id: IdPath, state: StateDep, caller: OperatorDep, body: RetryRun | None = None
+) -> RetryAccepted:
+    """Resume a failed run from the failed step: same runId, succeeded tasks kept; a run a
+    budget stopped needs `{"sandboxMinutes": N}` raising it (409 budget_exhausted)."""
     with audited_unit(state, caller, status=202) as unit:
-        return service.retry_run(unit, run_id=run_id, principal=caller.principal)
+        return service.retry_run(
+            unit, run_id=run_id, principal=caller.principal, body=body or RetryRun()
+        )
 
 
 @router.post(
@@ -115,32 +144,74 @@ def cancel_run(run_id: IdPath, state: StateDep, caller: OperatorDep) -> Accepted
         return service.cancel_run(unit, run_id=run_id, principal=caller.principal)
 
 
+_EVENT_BODY = TypeAdapter(RunEventIn)
+
+
+def _inline_refs(schema: Any, defs: dict[str, Any]) -> Any:
+    """`schema` with every local `$ref` replaced by its definition (the models are not
+    recursive), so the body's schema stands alone in the OpenAPI document."""
+    if isinstance(schema, dict):
+        ref = schema.get("$ref")
+        if isinstance(ref, str):
+            return _inline_refs(defs[ref.rsplit("/", 1)[-1]], defs)
+        return {key: _inline_refs(value, defs) for key, value in schema.items() if key != "$defs"}
+    if isinstance(schema, list):
+        return [_inline_refs(item, defs) for item in schema]
+    return schema
+
+
+def _event_body_schema() -> dict[str, Any]:
+    schema = _EVENT_BODY.json_schema()
+    inlined: dict[str, Any] = _inline_refs(schema, schema.get("$defs", {}))
+    return inlined
+
+
 @router.post(
     "/{run_id}/events",
     status_code=status.HTTP_202_ACCEPTED,
     responses=error_responses(400, 401, 403, 404, 409),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": _event_body_schema()}},
+        }
+    },
 )
-def post_event(run_id: IdPath, body: RunEventIn, state: StateDep, caller: DeciderDep) -> Accepted:
-    """A human's answer at the gate: `approve-plan` or `reject-plan`."""
+def post_event(
+    run_id: IdPath,
+    state: StateDep,
+    caller: DeciderDep,
+    # Read as any JSON: the run's status is checked before the body (the manual's triage
+    # matrix: any event to a run not waiting_input is 409 illegal_state).
+    body: Annotated[Any, Body(include_in_schema=False)] = None,
+) -> Accepted:
+    """A human's answer at the gate (`approve-plan`, `reject-plan`) or a `comment` on the
+    run's timeline; only while the run is waiting_input."""
     with audited_unit(state, caller, status=202) as unit:
-        run = service.require_visible_run(unit.conn, caller.principal, run_id=run_id)
-        if run.status is not RunStatus.WAITING_INPUT:
-            raise IllegalStateError(
-                f"run {run_id} is {run.status.value}; events are accepted only while"
-                " it is waiting_input",
-                {"runId": run_id, "status": run.status.value},
-            )
-        if body.type == "approve-plan":
-            return service.approve_plan(
-                unit, run_id=run_id, body=_payload(ApprovePlan, body.payload), caller=caller
-            )
-        return service.reject_plan(
-            unit.conn, run_id=run_id, body=_payload(RejectPlan, body.payload), caller=caller
+        service.require_waiting(
+            service.require_visible_run(unit.conn, caller.principal, run_id=run_id)
         )
+        event = _parse_event(body)
+        if isinstance(event, ApproveEvent):
+            return service.approve_plan(unit, run_id=run_id, body=event.payload, caller=caller)
+        if isinstance(event, RejectEvent):
+            return service.reject_plan(unit.conn, run_id=run_id, body=event.payload, caller=caller)
+        return service.comment(unit.conn, run_id=run_id, body=event.payload, caller=caller)
 
 
-def _payload(model: type[Any], payload: dict[str, Any]) -> Any:
-    return validated(model, payload, at="payload", what="invalid event payload")
+def _parse_event(body: Any) -> ApproveEvent | RejectEvent | CommentEvent:
+    try:
+        return _EVENT_BODY.validate_python(body)
+    except ValidationError as exc:
+        problems = [
+            {"path": ".".join(map(str, e["loc"])) or "body", "message": e["msg"]}
+            for e in exc.errors()
+        ]
+        accepted = ", ".join(RUN_EVENT_TYPES)
+        raise InvalidRequestError(
+            f"invalid event (accepted types: {accepted}): {problems[0]['message']}",
+            problems,
+        ) from exc
 
 
 @router.get(

@@ -6,7 +6,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from dbos import DBOS
 
-from sisu_kodo.canonical import content_hash
+from sisu_kodo.budgets import exhausted_message, measure
+from sisu_kodo.canonical import canonical_json, content_hash
 from sisu_kodo.contracts.artifacts import artifact_uri
 from sisu_kodo.contracts.runs import (
     ExecuteOutput,
@@ -17,13 +18,16 @@ from sisu_kodo.contracts.runs import (
     TaskView,
 )
 from sisu_kodo.contracts.sandbox import ErrCode
-from sisu_kodo.db import artifacts, executions, recovery, runs, sandbox_runs
+from sisu_kodo.db import approvals, artifacts, executions, recovery, runs, sandbox_runs
 from sisu_kodo.db.engine import reconnecting
 from sisu_kodo.deadlines import WaitTimeout, wait_until
+from sisu_kodo.errors import AppError
+from sisu_kodo.gates.scope import approved_sha256
 from sisu_kodo.workflows import runtime
 from sisu_kodo.workflows.names import SBX_QUEUE, TASK_WORKFLOW, task_workflow_id
-from sisu_kodo.workflows.payloads import ExecutionStart, TaskRun
+from sisu_kodo.workflows.payloads import BudgetStop, ExecutionStart, TaskRun
 from sisu_kodo.workflows.steps.ledger import start_step, transaction
+from sisu_kodo.workflows.steps.planning import open_gate_clock
 
 # Between a task's final attempt in the ledger and DBOS marking its workflow ended.
 TASK_POLL_SECONDS = 0.02
@@ -41,6 +45,7 @@ def begin_execute(conn: sa.Connection, run_id: str) -> ExecutionStart | None:
         return None
     decision = runs.read_decision(conn, run_id=run_id)
     task_list = artifacts.read_artifact(conn, uri=artifact_uri(run_id, StepId.DECIDE, "task_list"))
+    approved = approvals.read_approved_tasks(conn, run_id=run_id)
     bound = (
         decision is not None
         and decision.decision == "approved"
@@ -48,6 +53,7 @@ def begin_execute(conn: sa.Connection, run_id: str) -> ExecutionStart | None:
         and decision.tasks_sha256 == run.tasks_sha256
         and task_list is not None
         and task_list.meta.sha256 == run.tasks_sha256
+        and (approved.keys is None or approved_sha256(approved.keys) == approved.sha256)
     )
     if not bound:
         runs.transition(
@@ -74,11 +80,13 @@ def begin_execute(conn: sa.Connection, run_id: str) -> ExecutionStart | None:
         tasks=tasks,
         max_attempts=runtime.current().settings.queues.task_max_attempts,
     )
-    # Tasks that already succeeded (an earlier round of a retried run) are never re-run.
+    # Tasks that already succeeded (an earlier round of a retried run, or a canary) are
+    # never re-run; tasks outside the approved set never run.
+    allowed = set(approved.keys) if approved.keys is not None else None
     to_run = [
         TaskRun(spec=task, attempt_offset=view.attempt)
         for task, view in zip(tasks, views, strict=True)
-        if view.status != "succeeded"
+        if view.status != "succeeded" and (allowed is None or task.taskKey in allowed)
     ]
     return ExecutionStart(
         tasks=to_run,
@@ -107,6 +115,7 @@ def _enqueue_tasks(
     run_id: str, tasks: list[TaskRun], partition_key: str, retry_count: int
 ) -> list[str]:
     rt = runtime.current()
+    _refuse_unapproved(rt.engine, run_id, tasks)
     workflow_ids = []
     with rt.system_engine.begin() as conn:
         for task in tasks:
@@ -125,6 +134,21 @@ def _enqueue_tasks(
             )
             workflow_ids.append(workflow_id)
     return workflow_ids
+
+
+def _refuse_unapproved(engine: sa.Engine, run_id: str, tasks: list[TaskRun]) -> None:
+    """ExecuteST runs nothing the approval does not cover (the bound task set)."""
+    with engine.connect() as conn:
+        approved = approvals.read_approved_tasks(conn, run_id=run_id)
+    if approved.keys is None:
+        return
+    outside = [task.spec.taskKey for task in tasks if task.spec.taskKey not in approved.keys]
+    if outside or approved_sha256(approved.keys) != approved.sha256:
+        raise AppError(
+            f"refusing {len(outside)} task(s) outside the approved task set"
+            f" {approved.sha256}: {outside[:5]}",
+            {"taskKeys": outside},
+        )
 
 
 def await_tasks(run_id: str, in_flight: dict[str, str]) -> dict[str, str]:
@@ -196,6 +220,38 @@ def _ended_workflows(workflow_ids: list[str]) -> dict[str, str]:
         return recovery.finished_workflows(conn, workflow_ids=workflow_ids)
 
 
+def check_budgets(run_id: str) -> BudgetStop | None:
+    """The budget the run has reached, if any (a checkpointed read of the ledger)."""
+    return DBOS.run_step({"name": "check_budgets"}, _check_budgets, run_id)
+
+
+@reconnecting
+def _check_budgets(run_id: str) -> BudgetStop | None:
+    rt = runtime.current()
+    with rt.engine.connect() as conn:
+        run = runs.require_run(conn, run_id=run_id)
+        report = measure(conn, run, minute_seconds=rt.settings.gates.budget_minute_seconds)
+    budget = report.exhausted
+    if budget is None:
+        return None
+    return BudgetStop(
+        budget=budget.name,
+        message=exhausted_message(budget),
+        cancel_in_flight=rt.settings.gates.budget_cancel_in_flight,
+    )
+
+
+def cancel_tasks(workflow_ids: list[str]) -> None:
+    """Cancel in-flight task workflows (a budget was reached); the cancel watcher stops
+    their sandboxes once the run has ended."""
+    DBOS.run_step({"name": "cancel_tasks"}, _cancel_tasks, workflow_ids)
+
+
+@reconnecting
+def _cancel_tasks(workflow_ids: list[str]) -> None:
+    runtime.current().client.cancel_workflows(workflow_ids)
+
+
 @transaction("record_receipts")
 def record_receipts(conn: sa.Connection, run_id: str, task_keys: list[str]) -> int:
     """Commit one receipt per succeeded task among `task_keys`, exactly once (a batch)."""
@@ -208,17 +264,32 @@ def record_receipts(conn: sa.Connection, run_id: str, task_keys: list[str]) -> i
 
 
 @transaction("finish_execute")
-def finish_execute(conn: sa.Connection, run_id: str) -> str:
-    """Aggregate every task's latest attempt from the ledger into ExecuteST's output."""
+def finish_execute(conn: sa.Connection, run_id: str, stopped: BudgetStop | None = None) -> str:
+    """Aggregate every task's latest attempt from the ledger into ExecuteST's output; after
+    a canary that succeeded, park the run at the gate again (APPROVE_CANARY)."""
+    tasks = executions.decided_tasks(conn, run_id=run_id)
+    approved = approvals.read_approved_tasks(conn, run_id=run_id)
+    outside = (
+        frozenset(t.taskKey for t in tasks) - set(approved.keys)
+        if approved.keys is not None
+        else frozenset()
+    )
+    # Outside a canary's set a task waits for the next approval; outside a subset, skipped.
+    waiting = outside if approved.canary is not None else frozenset()
     views = executions.task_views(
         conn,
         run_id=run_id,
-        tasks=executions.decided_tasks(conn, run_id=run_id),
+        tasks=tasks,
         max_attempts=runtime.current().settings.queues.task_max_attempts,
+        skipped=outside - waiting,
     )
-    output = summarise_tasks(views)
+    output = summarise_tasks(views, waiting=waiting)
     runs.finish_step(conn, run_id=run_id, step_id=StepId.EXECUTE, output=output.model_dump())
-    failed = output.failed_tasks()
+    failed = output.failed_tasks(waiting)
+    if stopped is not None:
+        return _stop_for_budget(conn, run_id, output, stopped)
+    if not failed and waiting:
+        return _park_after_canary(conn, run_id, output, len(waiting))
     if not failed:
         runs.transition(
             conn,
@@ -244,13 +315,77 @@ def finish_execute(conn: sa.Connection, run_id: str) -> str:
     return RunStatus.RETRIES_EXCEEDED.value
 
 
-def summarise_tasks(views: list[TaskView]) -> ExecuteOutput:
-    """ExecuteST's output from each task's latest attempt (in task-list order)."""
-    failed = [view for view in views if view.status != "succeeded"]
+def _stop_for_budget(
+    conn: sa.Connection, run_id: str, output: ExecuteOutput, stopped: BudgetStop
+) -> str:
+    """End the run retries_exceeded (REPAIR) naming the budget; a `budget` artifact keeps
+    the figures (every budget's use and limit, and the tasks that never started)."""
+    run = runs.require_run(conn, run_id=run_id)
+    report = measure(
+        conn, run, minute_seconds=runtime.current().settings.gates.budget_minute_seconds
+    )
+    not_started = [task.taskKey for task in output.raw.tasks if task.status == "pending"]
+    figures = {
+        "budget": stopped.budget,
+        "budgets": report.figures(),
+        "retryCount": run.retry_count,
+        "tasksNotStarted": len(not_started),
+        "canceledInFlight": stopped.cancel_in_flight,
+    }
+    name = "budget" if run.retry_count == 0 else f"budget-r{run.retry_count}"
+    stored = artifacts.put_artifact(
+        conn,
+        uri=artifact_uri(run_id, StepId.EXECUTE, name),
+        run_id=run_id,
+        step_id=StepId.EXECUTE,
+        kind="budget",
+        content=canonical_json(figures).encode(),
+    )
+    runs.transition(
+        conn,
+        run_id=run_id,
+        status=RunStatus.RETRIES_EXCEEDED,
+        event="run.retries_exceeded",
+        step_id=StepId.EXECUTE,
+        detail={"budget": stopped.budget, "budgetUri": stored.uri, **figures},
+        last_step=StepId.EXECUTE,
+        next_action=NextAction.REPAIR,
+        error=stopped.message,
+    )
+    return RunStatus.RETRIES_EXCEEDED.value
+
+
+def _park_after_canary(
+    conn: sa.Connection, run_id: str, output: ExecuteOutput, remaining: int
+) -> str:
+    """The canary succeeded: its results stay visible, the run waits for the rest."""
+    runs.transition(
+        conn,
+        run_id=run_id,
+        status=RunStatus.WAITING_INPUT,
+        event="gate.canary_parked",
+        step_id=StepId.EXECUTE,
+        detail={"canary": output.succeeded, "remaining": remaining},
+        last_step=StepId.EXECUTE,
+        next_action=NextAction.APPROVE_CANARY,
+    )
+    run = runs.require_run(conn, run_id=run_id)
+    open_gate_clock(conn, run)
+    return RunStatus.WAITING_INPUT.value
+
+
+def summarise_tasks(views: list[TaskView], waiting: frozenset[str] = frozenset()) -> ExecuteOutput:
+    """ExecuteST's output from each task's latest attempt (in task-list order); `waiting`
+    tasks (not yet approved after a canary) count neither as succeeded nor as failed."""
+    failed = [
+        view
+        for view in views
+        if view.status not in ("succeeded", "skipped") and view.taskKey not in waiting
+    ]
     return ExecuteOutput(
         errCode=failed[0].errCode if failed else ErrCode.NONE.value,
         taskCount=len(views),
-        succeeded=len(views) - len(failed),
+        succeeded=sum(1 for view in views if view.status == "succeeded"),
         failed=len(failed),
         wallMs=max((view.wallMs or 0 for view in views), default=0),
         tasksSha256=content_hash([view.taskKey for view in views]),

@@ -17,8 +17,9 @@ from sisu_kodo.contracts.runs import (
     TaskPreview,
     Workload,
 )
-from sisu_kodo.db import artifacts, intents, run_tasks, runs
+from sisu_kodo.db import artifacts, gates, intents, recipes, run_tasks, runs
 from sisu_kodo.errors import AppError
+from sisu_kodo.gates.deadlines import approval_ttl
 from sisu_kodo.oc.port import CompileRequest, PlanResult
 from sisu_kodo.workflows import runtime
 from sisu_kodo.workflows.payloads import PlanStart, RecordedPlan
@@ -180,4 +181,21 @@ def decide_and_open_gate(conn: sa.Connection, run_id: str, recorded: RecordedPla
         plan_sha256=recorded.sha256,
         tasks_sha256=stored.sha256,
     )
+    open_gate_clock(conn, run)
     return output
+
+
+def open_gate_clock(conn: sa.Connection, run: runs.RunRow) -> None:
+    """Give the gate (the plan's, or a canary's) its deadline, if the intent, the recipe
+    or the settings set one."""
+    intent = intents.read_intent(conn, intent_id=run.intent_id)
+    assert intent is not None, "runs.intent_id is a foreign key"
+    constraints = intent.constraints
+    recipe = recipes.read_recipe(conn, name=run.recipe_name)
+    assert recipe is not None  # app.runs.recipe_name references app.recipes
+    settings = runtime.current().settings.gates
+    ttl = approval_ttl(constraints, recipe, settings.approval_ttl_seconds)
+    if ttl is not None:
+        gates.open_deadline(
+            conn, run_id=run.id, ttl_seconds=ttl, warn_share=settings.approval_warn_share
+        )
