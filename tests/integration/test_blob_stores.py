@@ -16,7 +16,7 @@ from sisu_kodo.blobs import (
 )
 from sisu_kodo.blobs.s3 import S3BlobStore
 from sisu_kodo.canonical import sha256_hex
-from sisu_kodo.config import Settings
+from sisu_kodo.config import load_settings
 from tests.fixtures.s3 import S3Server
 
 pytestmark = pytest.mark.integration
@@ -45,7 +45,7 @@ def test_filesystem_store(tmp_path: Path) -> None:
 
 def test_s3_store_against_a_real_s3_api(s3: S3Server) -> None:
     bucket = s3.new_bucket()
-    store = create_blob_store(Settings(**s3.env(bucket)))
+    store = create_blob_store(load_settings(**s3.env(bucket)))
     assert isinstance(store, S3BlobStore)
     check_store(store)
     # Another process's store on the same bucket sees the same objects.
