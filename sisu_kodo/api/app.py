@@ -14,8 +14,9 @@ from sisu_kodo.api.errors import document_error_lattice, install_error_handlers
 from sisu_kodo.api.gateway import WorkflowGateway
 from sisu_kodo.api.middleware import BrowserGuard, StrictJsonBodies
 from sisu_kodo.api.origins import SiteAllowlist
-from sisu_kodo.api.routes import artifacts, audit, health, intents, keys, runs
+from sisu_kodo.api.routes import artifacts, audit, health, intents, keys, runs, workspaces
 from sisu_kodo.auth import check_bind
+from sisu_kodo.blobs import create_blob_store
 from sisu_kodo.config import Settings
 from sisu_kodo.db.databases import open_databases
 from sisu_kodo.db.engine import same_database
@@ -39,7 +40,12 @@ def create_app(settings: Settings) -> FastAPI:
                 system_url=databases.system_url,
                 atomic=same_database(databases.url, databases.system_url),
             )
-            app.state.api = ApiState(settings=databases.settings, engine=engine, gateway=gateway)
+            app.state.api = ApiState(
+                settings=databases.settings,
+                engine=engine,
+                gateway=gateway,
+                blobs=create_blob_store(databases.settings),
+            )
             try:
                 yield
             finally:
@@ -52,10 +58,14 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     # Added last runs first: the Host/Origin guard refuses before any body is read.
-    app.add_middleware(StrictJsonBodies, max_bytes=settings.api.max_body_bytes)
+    app.add_middleware(
+        StrictJsonBodies,
+        max_bytes=settings.api.max_body_bytes,
+        raw=workspaces.raw_bodies(settings),
+    )
     app.add_middleware(BrowserGuard, sites=SiteAllowlist.from_settings(settings))
     install_error_handlers(app)
-    for module in (health, intents, runs, artifacts, keys, audit):
+    for module in (health, intents, runs, artifacts, keys, audit, workspaces):
         app.include_router(module.router)
 
     def openapi() -> dict[str, Any]:

@@ -17,6 +17,7 @@ from dbos import DBOSClient
 from sisu_kodo.api.deps import IN_PROCESS, Caller
 from sisu_kodo.api.gateway import Enqueue, UnitOfWork
 from sisu_kodo.api.policy import check_run_policy
+from sisu_kodo.api.workspaces import check_workspace_input
 from sisu_kodo.auth import ANONYMOUS, Principal
 from sisu_kodo.canonical import sha256_hex
 from sisu_kodo.contracts.intents import IntentCreate
@@ -62,7 +63,9 @@ def run_id_for(intent_id: str) -> str:
 
 
 def create_intent(conn: sa.Connection, body: IntentCreate, principal: Principal = ANONYMOUS) -> str:
-    """Record an intent in the tenant of a key bound to one (else its run's, at start)."""
+    """Record an intent in the tenant of a key bound to one (else its run's, at start);
+    an `inputs.workspace` must name a readable repository and ref, or a visible upload."""
+    check_workspace_input(conn, body.inputs, principal)
     intent_id = new_intent_id()
     intents.create_intent(
         conn,

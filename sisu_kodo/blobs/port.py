@@ -8,6 +8,7 @@ lost or altered an object never hands out the wrong content.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Protocol
 
 from sisu_kodo.canonical import sha256_hex
@@ -38,6 +39,17 @@ class BlobStore(Protocol):
         ...
 
     def exists(self, sha256: str) -> bool: ...
+
+
+@dataclass(frozen=True)
+class Spill:
+    """Where artifacts larger than `inline_max_bytes` go instead of their row."""
+
+    store: BlobStore
+    inline_max_bytes: int
+
+    def wants(self, content: bytes) -> bool:
+        return len(content) > self.inline_max_bytes
 
 
 def checked_key(sha256: str) -> str:

@@ -6,9 +6,22 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from sisu_kodo.contracts.artifacts import artifact_uri
 from sisu_kodo.contracts.text import Text
 
 WORKSPACE_INPUT = "workspace"
+# ExecuteST's step id (contracts.runs.StepId.EXECUTE), spelled out: runs imports this module.
+_EXECUTE = "ExecuteST"
+
+
+def diff_patch_uri(run_id: str, task_key: str, attempt: int) -> str:
+    """The unified diff of one attempt (`git apply`-ready)."""
+    return artifact_uri(run_id, _EXECUTE, f"attempt/{attempt}/diff.patch", task_key)
+
+
+def diff_index_uri(run_id: str, task_key: str, attempt: int) -> str:
+    """Every file one attempt changed (binary ones included), as a WorkspaceDiff without patch."""
+    return artifact_uri(run_id, _EXECUTE, f"attempt/{attempt}/diff.json", task_key)
 
 
 class GitSource(BaseModel):
@@ -57,7 +70,6 @@ class RunWorkspace(BaseModel):
     snapshotSha256: str
     fileCount: int
     size: int
-    manifestUri: str | None = None
 
 
 class ChangedFile(BaseModel):

@@ -80,6 +80,7 @@ class ApprovalRow:
     plan_sha256: str
     tasks_sha256: str
     decided_at: datetime
+    workspace_sha256: str | None = None
 
 
 def insert_run(
@@ -363,15 +364,18 @@ def record_decision(
     key_id: str | None = None,
     key_name: str | None = None,
     client_addr: str | None = None,
+    workspace_sha256: str | None = None,
 ) -> None:
     """The gate's decision; `decided_by` is the body's note, `key_id`/`key_name` the
-    authenticated principal (None while auth is off)."""
+    authenticated principal (None while auth is off); `workspace_sha256` the snapshot
+    the decided tasks work on (None for a run without a workspace)."""
     conn.execute(
         sa.text(
             """
             INSERT INTO app.plan_approvals (run_id, decision, decided_by, notes, plan_sha256,
-                tasks_sha256, key_id, key_name, client_addr)
-            VALUES (:run_id, :decision, :by, :notes, :plan, :tasks, :key_id, :key_name, :addr)
+                tasks_sha256, key_id, key_name, client_addr, workspace_sha256)
+            VALUES (:run_id, :decision, :by, :notes, :plan, :tasks, :key_id, :key_name, :addr,
+                :workspace)
             """
         ),
         {
@@ -384,6 +388,7 @@ def record_decision(
             "key_id": key_id,
             "key_name": key_name,
             "addr": client_addr,
+            "workspace": workspace_sha256,
         },
     )
 
@@ -391,8 +396,8 @@ def record_decision(
 def read_decision(conn: sa.Connection, *, run_id: str) -> ApprovalRow | None:
     row = conn.execute(
         sa.text(
-            "SELECT decision, decided_by, notes, plan_sha256, tasks_sha256, decided_at"
-            " FROM app.plan_approvals WHERE run_id = :run_id"
+            "SELECT decision, decided_by, notes, plan_sha256, tasks_sha256, decided_at,"
+            " workspace_sha256 FROM app.plan_approvals WHERE run_id = :run_id"
         ),
         {"run_id": run_id},
     ).one_or_none()

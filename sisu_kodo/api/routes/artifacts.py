@@ -22,7 +22,7 @@ def get_artifact(uri: str, request: Request, state: StateDep, caller: ReaderDep)
         with state.engine.connect() as conn:
             tenant = artifacts.read_artifact_tenant(conn, uri=uri)
             if caller.principal.sees(tenant):  # another tenant's artifact: as if missing
-                found = artifacts.read_artifact(conn, uri=uri)
+                found = artifacts.read_artifact(conn, uri=uri, blobs=state.blobs)
     if found is None:
         raise NotFoundError(f"artifact {uri} not found", {"uri": uri})
     etag = f'"{found.meta.sha256}"'
