@@ -17,8 +17,9 @@ from dbos import DBOSClient
 from sisu_kodo.api.deps import IN_PROCESS, Caller
 from sisu_kodo.api.gateway import Enqueue, UnitOfWork
 from sisu_kodo.api.policy import check_run_policy
-from sisu_kodo.api.workspaces import check_workspace_input
+from sisu_kodo.api.workspaces import check_workspace_input, gate_workspace
 from sisu_kodo.auth import ANONYMOUS, Principal
+from sisu_kodo.blobs import BlobStore
 from sisu_kodo.canonical import sha256_hex
 from sisu_kodo.contracts.intents import IntentCreate
 from sisu_kodo.contracts.runs import (
@@ -218,12 +219,19 @@ def _leaves(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[tupl
 
 
 def approve_plan(
-    unit: UnitOfWork, *, run_id: str, body: ApprovePlan, caller: Caller = IN_PROCESS
+    unit: UnitOfWork,
+    *,
+    run_id: str,
+    body: ApprovePlan,
+    caller: Caller = IN_PROCESS,
+    blobs: BlobStore | None = None,
 ) -> Accepted:
-    """Count the caller's approval; the gate opens at the recipe's N-th distinct approver."""
+    """Count the caller's approval; the gate opens at the recipe's N-th distinct approver.
+    A run with a workspace is approved only while its snapshot is the one decided on."""
     conn = unit.conn
     run, recipe = _gate(conn, run_id, caller.principal)
     assert run.plan_sha256 is not None and run.tasks_sha256 is not None
+    workspace_sha256 = gate_workspace(conn, run_id=run_id, blobs=blobs)
     approvals.record_vote(
         conn,
         run_id=run_id,
@@ -240,7 +248,7 @@ def approve_plan(
     )
     if len(votes) < recipe.required_approvals:
         return Accepted(runId=run_id, status=RunStatus.WAITING_INPUT)
-    _record_decision(conn, run, "approved", body.approvedBy, body.notes, caller)
+    _record_decision(conn, run, "approved", body.approvedBy, body.notes, caller, workspace_sha256)
     runs.transition(
         conn,
         run_id=run_id,
@@ -252,6 +260,7 @@ def approve_plan(
             "notes": body.notes,
             "planSha256": run.plan_sha256,
             "tasksSha256": run.tasks_sha256,
+            "workspaceSha256": workspace_sha256,
         },
         allowed_from=WAITING,
     )
@@ -315,8 +324,10 @@ def _record_decision(
     decided_by: str,
     notes: str | None,
     caller: Caller,
+    workspace_sha256: str | None = None,
 ) -> None:
-    """The gate's decision, bound to the decided plan and tasks and to the principal."""
+    """The gate's decision, bound to the decided plan, tasks and workspace and to the
+    principal."""
     assert run.plan_sha256 is not None and run.tasks_sha256 is not None
     runs.record_decision(
         conn,
@@ -329,6 +340,7 @@ def _record_decision(
         key_id=caller.principal.key_id,
         key_name=caller.principal.name,
         client_addr=caller.client_addr,
+        workspace_sha256=workspace_sha256,
     )
 
 

@@ -14,9 +14,9 @@ import sqlalchemy as sa
 from pydantic import ValidationError
 
 from sisu_kodo.auth import ANONYMOUS, Principal
-from sisu_kodo.blobs import BlobStore
+from sisu_kodo.blobs import BlobIntegrityError, BlobMissingError, BlobStore
 from sisu_kodo.config import Settings
-from sisu_kodo.contracts.runs import StepId
+from sisu_kodo.contracts.runs import DecideOutput, StepId
 from sisu_kodo.contracts.workspaces import (
     WORKSPACE_INPUT,
     RunDiff,
@@ -27,10 +27,11 @@ from sisu_kodo.contracts.workspaces import (
     diff_index_uri,
     diff_patch_uri,
 )
-from sisu_kodo.db import artifacts, run_tasks, sandbox_runs, workspaces
+from sisu_kodo.db import artifacts, run_tasks, runs, sandbox_runs, workspaces
 from sisu_kodo.errors import InvalidRequestError, NotFoundError
 from sisu_kodo.workspaces import caps_of, git, snapshot_upload
 from sisu_kodo.workspaces.diffs import conflicts
+from sisu_kodo.workspaces.errors import WorkspaceMismatchError
 
 
 def new_workspace_id() -> str:
@@ -117,6 +118,33 @@ def check_workspace_input(
     elif workspace.upload is not None:
         require_visible_workspace(conn, principal, workspace.upload)
     return workspace
+
+
+def gate_workspace(conn: sa.Connection, *, run_id: str, blobs: BlobStore | None) -> str | None:
+    """The workspace sha256 an approval of the run binds: the one DecideST showed, which
+    must still be the run's and (with `blobs`) still be what its stored snapshot hashes to.
+
+    Raises:
+        WorkspaceMismatchError: (409) the snapshot changed since the gate opened.
+    """
+    output = runs.read_step_output(conn, run_id=run_id, step_id=StepId.DECIDE)
+    shown = DecideOutput.model_validate(output).workspaceSha256 if output else None
+    captured = workspaces.read_run_workspace(conn, run_id=run_id)
+    current = captured.snapshot_sha256 if captured else None
+    if shown != current:
+        raise WorkspaceMismatchError(
+            f"run {run_id}: the gate showed workspace {shown}, the run now has {current}",
+            {"runId": run_id, "decided": shown, "current": current},
+        )
+    if current is not None and blobs is not None:
+        try:
+            blobs.get(current)
+        except (BlobMissingError, BlobIntegrityError) as exc:
+            raise WorkspaceMismatchError(
+                f"run {run_id}: workspace snapshot {current} no longer matches: {exc.message}",
+                {"runId": run_id, "decided": shown, "current": current},
+            ) from exc
+    return current
 
 
 def task_diff(conn: sa.Connection, *, run_id: str, task_key: str, blobs: BlobStore) -> TaskDiff:

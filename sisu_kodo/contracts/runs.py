@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from sisu_kodo.contracts.plans import TaskSpec
 from sisu_kodo.contracts.text import JsonObject, Text
+from sisu_kodo.contracts.workspaces import RunWorkspace
 
 
 class RunStatus(StrEnum):
@@ -134,6 +135,7 @@ class TaskView(BaseModel):
     wallMs: int | None = None
     sandboxRef: str | None = None
     artifacts: list[str] = Field(default_factory=list)
+    diffUri: str | None = None
 
     @classmethod
     def pending(cls, task: TaskSpec) -> TaskView:
@@ -195,6 +197,7 @@ class DecideOutput(BaseModel):
     concurrency: int
     tasks: list[TaskPreview]
     tasksTruncated: bool
+    workspaceSha256: str | None = None
 
 
 class ExecuteRaw(BaseModel):
@@ -287,6 +290,7 @@ class RunView(BaseModel):
     artifacts: list[ArtifactRef]
     startedBy: PrincipalRef | None = None
     approvals: ApprovalProgress | None = None
+    workspace: RunWorkspace | None = None
 
     def step(self, step_id: StepId) -> StepView | None:
         return next((step for step in self.steps if step.stepId == step_id), None)

@@ -10,6 +10,8 @@
     ├── UnsupportedUploadError (workspace_unsupported_type: a Content-Type we cannot read)
     ├── RepositoryUnreadableError (workspace_unreadable: no repository at the URL)
     └── UnknownRefError (workspace_unknown_ref: the repository has no such ref)
+    ConflictError (409)
+    └── WorkspaceMismatchError (workspace_mismatch: the snapshot is not the one decided on)
 
 Constructors take (message, details) only (AppError), so they survive DBOS pickling.
 """
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any, Self
 
-from sisu_kodo.errors import InvalidRequestError
+from sisu_kodo.errors import ConflictError, InvalidRequestError
 
 
 class ArchiveError(InvalidRequestError):
@@ -61,3 +63,10 @@ class RepositoryUnreadableError(InvalidRequestError):
 
 class UnknownRefError(InvalidRequestError):
     code = "workspace_unknown_ref"
+
+
+class WorkspaceMismatchError(ConflictError):
+    """The gate would approve a workspace other than the decided one (or its stored
+    snapshot no longer hashes to it)."""
+
+    code = "workspace_mismatch"

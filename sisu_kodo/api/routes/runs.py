@@ -82,7 +82,9 @@ def approve_plan(
     """Approve the plan; the gate opens (the decided tasks fan out) at the recipe's
     requiredApprovals-th distinct approver. Only while the run waits for approval."""
     with audited_unit(state, caller, status=202) as unit:
-        return service.approve_plan(unit, run_id=run_id, body=body, caller=caller)
+        return service.approve_plan(
+            unit, run_id=run_id, body=body, caller=caller, blobs=state.blobs
+        )
 
 
 @router.post(
@@ -124,7 +126,11 @@ def post_event(run_id: IdPath, body: RunEventIn, state: StateDep, caller: Decide
             )
         if body.type == "approve-plan":
             return service.approve_plan(
-                unit, run_id=run_id, body=_payload(ApprovePlan, body.payload), caller=caller
+                unit,
+                run_id=run_id,
+                body=_payload(ApprovePlan, body.payload),
+                caller=caller,
+                blobs=state.blobs,
             )
         return service.reject_plan(
             unit.conn, run_id=run_id, body=_payload(RejectPlan, body.payload), caller=caller

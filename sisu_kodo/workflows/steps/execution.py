@@ -6,6 +6,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from dbos import DBOS
 
+from sisu_kodo.blobs import BlobIntegrityError, BlobMissingError
 from sisu_kodo.canonical import content_hash
 from sisu_kodo.contracts.artifacts import artifact_uri
 from sisu_kodo.contracts.runs import (
@@ -17,7 +18,7 @@ from sisu_kodo.contracts.runs import (
     TaskView,
 )
 from sisu_kodo.contracts.sandbox import ErrCode
-from sisu_kodo.db import artifacts, executions, recovery, runs, sandbox_runs
+from sisu_kodo.db import artifacts, executions, recovery, runs, sandbox_runs, workspaces
 from sisu_kodo.db.engine import reconnecting
 from sisu_kodo.deadlines import WaitTimeout, wait_until
 from sisu_kodo.workflows import runtime
@@ -31,7 +32,8 @@ TASK_POLL_SECONDS = 0.02
 
 @transaction("begin_execute")
 def begin_execute(conn: sa.Connection, run_id: str) -> ExecutionStart | None:
-    """Check the approval binds to the decided tasks and start an ExecuteST attempt.
+    """Check the approval binds to the decided tasks (and to the workspace snapshot, whose
+    stored bytes must still hash to it) and start an ExecuteST attempt.
 
     Returns the tasks still to run, each with the attempt number its new round starts
     after. None when the run is not (or no longer) approved and queued.
@@ -49,13 +51,14 @@ def begin_execute(conn: sa.Connection, run_id: str) -> ExecutionStart | None:
         and task_list is not None
         and task_list.meta.sha256 == run.tasks_sha256
     )
-    if not bound:
+    workspace = workspaces.read_run_workspace(conn, run_id=run_id)
+    workspace_sha256 = workspace.snapshot_sha256 if workspace else None
+    problem = None if bound else "the approval does not bind to the decided plan and task list"
+    if problem is None and decision is not None:
+        problem = _workspace_problem(decision.workspace_sha256, workspace_sha256)
+    if problem is not None:
         runs.transition(
-            conn,
-            run_id=run_id,
-            status=RunStatus.FAILED,
-            event="run.failed",
-            error="the approval does not bind to the decided plan and task list",
+            conn, run_id=run_id, status=RunStatus.FAILED, event="run.failed", error=problem
         )
         return None
     assert task_list is not None
@@ -76,7 +79,7 @@ def begin_execute(conn: sa.Connection, run_id: str) -> ExecutionStart | None:
     )
     # Tasks that already succeeded (an earlier round of a retried run) are never re-run.
     to_run = [
-        TaskRun(spec=task, attempt_offset=view.attempt)
+        TaskRun(spec=task, attempt_offset=view.attempt, workspace_sha256=workspace_sha256)
         for task, view in zip(tasks, views, strict=True)
         if view.status != "succeeded"
     ]
@@ -86,6 +89,22 @@ def begin_execute(conn: sa.Connection, run_id: str) -> ExecutionStart | None:
         partition_key=run.queue_partition_key,
         retry_count=run.retry_count,
     )
+
+
+def _workspace_problem(approved: str | None, captured: str | None) -> str | None:
+    """Why execution must not run on the captured snapshot, or None."""
+    if approved != captured:
+        return (
+            f"the approval binds workspace {approved or 'none'}, the run has"
+            f" {captured or 'none'}: execution refuses a snapshot that differs"
+        )
+    if captured is None:
+        return None
+    try:
+        runtime.current().require_blobs().get(captured)
+    except (BlobMissingError, BlobIntegrityError) as exc:
+        return f"the approved workspace snapshot cannot be used: {exc}"
+    return None
 
 
 def enqueue_tasks(
