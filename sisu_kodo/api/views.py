@@ -22,7 +22,17 @@ from sisu_kodo.contracts.runs import (
     StepView,
     TaskPage,
 )
-from sisu_kodo.db import approvals, artifacts, executions, recipes, run_tasks, runs, workers
+from sisu_kodo.contracts.workspaces import RunWorkspace
+from sisu_kodo.db import (
+    approvals,
+    artifacts,
+    executions,
+    recipes,
+    run_tasks,
+    runs,
+    workers,
+    workspaces,
+)
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -83,6 +93,24 @@ def build_run_view(conn: sa.Connection, *, run_id: str, settings: Settings) -> R
             )
             for meta in artifacts.list_artifacts(conn, run_id=run_id, exclude_step=StepId.EXECUTE)
         ],
+        workspace=run_workspace(conn, run_id=run_id),
+    )
+
+
+def run_workspace(conn: sa.Connection, *, run_id: str) -> RunWorkspace | None:
+    """The workspace the run captured at its start, if it has one."""
+    row = workspaces.read_run_workspace(conn, run_id=run_id)
+    if row is None:
+        return None
+    return RunWorkspace(
+        source="git" if row.source == "git" else "upload",
+        url=row.url,
+        ref=row.ref,
+        commit=row.commit,
+        workspaceId=row.workspace_id,
+        snapshotSha256=row.snapshot_sha256,
+        fileCount=row.file_count,
+        size=row.size,
     )
 
 
