@@ -20,6 +20,7 @@ from sisu_kodo.contracts.runs import (
     RunView,
     Workload,
 )
+from sisu_kodo.contracts.workspaces import RunDiff, TaskDiff, WorkspaceView
 from sisu_kodo.deadlines import wait_until
 from sisu_kodo.errors import AppError, error_class_for
 
@@ -130,6 +131,22 @@ class SisuClient:
 
     def artifact(self, uri: str) -> bytes:
         return self._call("GET", f"/artifacts/{quote(uri, safe='')}").content
+
+    def upload_workspace(
+        self, archive: bytes, media_type: str = "application/x-tar"
+    ) -> WorkspaceView:
+        """Upload a tar, tar.gz or zip; use the answer's id as `inputs.workspace.upload`."""
+        response = self._call(
+            "POST", "/workspaces", content=archive, headers={"Content-Type": media_type}
+        )
+        return WorkspaceView.model_validate(response.json())
+
+    def run_diff(self, run_id: str) -> RunDiff:
+        return RunDiff.model_validate(self._call("GET", f"/runs/{run_id}/diff").json())
+
+    def task_diff(self, run_id: str, task_key: str) -> TaskDiff:
+        response = self._call("GET", f"/runs/{run_id}/tasks/{task_key}/diff")
+        return TaskDiff.model_validate(response.json())
 
 
 def _error_from(response: httpx.Response) -> AppError:

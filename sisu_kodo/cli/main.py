@@ -8,7 +8,7 @@ import sys
 import typer
 from rich.markup import escape
 
-from sisu_kodo.cli import audit, chaos, db, demo, keys, oc, ops
+from sisu_kodo.cli import audit, chaos, db, demo, diffs, keys, oc, ops
 from sisu_kodo.cli.output import console, err_console
 from sisu_kodo.cli.settings import settings_of
 from sisu_kodo.cli.stack import StackError, run_stack, stop_stack
@@ -27,6 +27,7 @@ app.command("demo")(demo.demo)
 app.command("chaos")(chaos.chaos)
 app.command("oracle")(ops.oracle)
 app.command("doctor")(ops.doctor)
+app.command("diff")(diffs.diff)
 
 
 @app.callback()
