@@ -55,16 +55,14 @@ def put_artifact(
     if spill is not None and spill.wants(content):
         blob = spill.store.put(content)
     meta = ArtifactMeta(uri, kind, media_type_for(kind), digest, len(content), step_id, task_key)
+    # The blob column is named only when used: inline writes keep the pre-0008 statement.
+    columns = "uri, run_id, step_id, task_key, kind, media_type, sha256, size, content"
+    values = ":uri, :run_id, :step_id, :task_key, :kind, :media_type, :sha256, :size, :content"
+    if blob is not None:
+        columns, values = f"{columns}, blob_sha256", f"{values}, :blob"
     inserted = conn.execute(
         sa.text(
-            """
-            INSERT INTO app.artifacts
-                (uri, run_id, step_id, task_key, kind, media_type, sha256, size, content,
-                 blob_sha256)
-            VALUES (:uri, :run_id, :step_id, :task_key, :kind, :media_type, :sha256, :size,
-                    :content, :blob)
-            ON CONFLICT (uri) DO NOTHING
-            """
+            f"INSERT INTO app.artifacts ({columns}) VALUES ({values}) ON CONFLICT (uri) DO NOTHING"
         ),
         {
             "uri": uri,
