@@ -94,11 +94,7 @@ def _require_visible_intent(
     conn: sa.Connection, principal: Principal, intent_id: str
 ) -> intents.IntentRow:
     intent = intents.read_intent(conn, intent_id=intent_id)
-    visible = intent is not None and (
-        principal.sees(intent.tenant)
-        or (intent.tenant is None and intent.created_by_key_id == principal.key_id)
-    )
-    if intent is None or not visible:
+    if intent is None or not principal.sees_own(intent.tenant, intent.created_by_key_id):
         raise NotFoundError(f"intent {intent_id} not found", {"intentId": intent_id})
     return intent
 

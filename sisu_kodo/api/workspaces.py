@@ -86,11 +86,7 @@ def require_visible_workspace(
 ) -> workspaces.WorkspaceRow:
     """The upload, if `principal` may see it; else the 404 of a missing one."""
     row = workspaces.read_workspace(conn, workspace_id=workspace_id)
-    visible = row is not None and (
-        principal.sees(row.tenant)
-        or (row.tenant is None and row.created_by_key_id == principal.key_id)
-    )
-    if row is None or not visible:
+    if row is None or not principal.sees_own(row.tenant, row.created_by_key_id):
         raise NotFoundError(f"workspace {workspace_id} not found", {"workspaceId": workspace_id})
     return row
 

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from sisu_kodo.api import service, workspaces
-from sisu_kodo.blobs import FilesystemBlobStore
-from sisu_kodo.contracts.intents import IntentCreate
-from sisu_kodo.contracts.runs import RunStart, RunStatus, Workload
+from sisu_kodo.api import workspaces
+from sisu_kodo.blobs import BlobStore, FilesystemBlobStore
+from sisu_kodo.contracts.runs import RunStatus
 from sisu_kodo.db import artifacts
-from tests.fixtures.in_process import InProcessWorker
+from sisu_kodo.sbx.e2b import E2BSandboxProvider
+from tests.fixtures.in_process import InProcessWorker, workspace_worker
 from tests.fixtures.postgres import TestDatabases
 from tests.fixtures.repos import EXPECTED_PATCH, FIX, make_project, record_workspace_plan
 from tests.sbx.conftest import e2b_provider
@@ -33,15 +33,10 @@ def place(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def worker(
     databases: TestDatabases, place: Path, e2b_fake: tuple[FakeE2B, str]
 ) -> Iterator[InProcessWorker]:
-    blobs = FilesystemBlobStore(place / "blobs")
-    started = InProcessWorker.start(
-        databases.create(),
-        sandbox=e2b_provider(e2b_fake[1], snapshots=blobs.get),
-        blobs=blobs,
-        OC_MODE="replay",
-        OC_FIXTURES_DIR=str(place / "fixtures"),
-        queue_poll_seconds=0.05,
-    )
+    def e2b(blobs: BlobStore) -> E2BSandboxProvider:
+        return e2b_provider(e2b_fake[1], snapshots=blobs.get)
+
+    started = workspace_worker(databases.create(), place, e2b)
     yield started
     started.stop()
 
@@ -54,16 +49,7 @@ def test_the_run_uploads_the_snapshot_to_each_sandbox(
     record_workspace_plan(
         place / "fixtures", goal=GOAL, inputs=inputs, settings=worker.settings, commands=[FIX, SEE]
     )
-    with worker.gateway.unit_of_work(worker.engine) as unit:
-        intent_id = service.create_intent(unit.conn, IntentCreate(goal=GOAL, inputs=inputs))
-        run_id = service.start_run(
-            unit,
-            intent_id=intent_id,
-            body=RunStart(
-                queuePartitionKey="tenant-e2b", workload=Workload(concurrency=2, steps=2)
-            ),
-            app_version=worker.settings.topology.app_version,
-        ).runId
+    run_id = worker.start_run(GOAL, steps=2, concurrency=2, partition="tenant-e2b", inputs=inputs)
     worker.wait_status(run_id, RunStatus.WAITING_INPUT)
     worker.approve(run_id)
     worker.wait_status(run_id, RunStatus.SUCCEEDED, RunStatus.RETRIES_EXCEEDED, timeout=120)

@@ -17,13 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from sisu_kodo.api import service, workspaces
-from sisu_kodo.blobs import FilesystemBlobStore
-from sisu_kodo.contracts.intents import IntentCreate
-from sisu_kodo.contracts.runs import RunStart, RunStatus, TaskView, Workload
+from sisu_kodo.api import workspaces
+from sisu_kodo.blobs import BlobStore, FilesystemBlobStore
+from sisu_kodo.contracts.runs import RunStatus, TaskView
 from sisu_kodo.db import artifacts
 from sisu_kodo.sbx.local import LocalSandboxProvider
-from tests.fixtures.in_process import InProcessWorker
+from tests.fixtures.in_process import InProcessWorker, workspace_worker
 from tests.fixtures.postgres import TestDatabases
 from tests.fixtures.repos import EXPECTED_PATCH, FIX, FIXED, git, make_project
 from tests.fixtures.repos import record_workspace_plan as record_plan
@@ -43,32 +42,12 @@ def place(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 @pytest.fixture(scope="module")
 def worker(databases: TestDatabases, place: Path) -> Iterator[InProcessWorker]:
-    blobs = FilesystemBlobStore(place / "blobs")
-    sandbox = LocalSandboxProvider(work_root=place / "work", snapshots=blobs.get)
-    started = InProcessWorker.start(
-        databases.create(),
-        sandbox=sandbox,
-        blobs=blobs,
-        OC_MODE="replay",
-        OC_FIXTURES_DIR=str(place / "fixtures"),
-        queue_poll_seconds=0.05,
-    )
+    def local(blobs: BlobStore) -> LocalSandboxProvider:
+        return LocalSandboxProvider(work_root=place / "work", snapshots=blobs.get)
+
+    started = workspace_worker(databases.create(), place, local)
     yield started
     started.stop()
-
-
-def start(worker: InProcessWorker, inputs: dict[str, object], steps: int) -> str:
-    with worker.gateway.unit_of_work(worker.engine) as unit:
-        intent_id = service.create_intent(unit.conn, IntentCreate(goal=GOAL, inputs=inputs))
-        started = service.start_run(
-            unit,
-            intent_id=intent_id,
-            body=RunStart(
-                queuePartitionKey="tenant-ws", workload=Workload(concurrency=2, steps=steps)
-            ),
-            app_version=worker.settings.topology.app_version,
-        )
-    return started.runId
 
 
 def test_tasks_work_on_the_repository_and_the_diff_applies(
@@ -79,7 +58,7 @@ def test_tasks_work_on_the_repository_and_the_diff_applies(
     record_plan(
         place / "fixtures", goal=GOAL, inputs=inputs, settings=worker.settings, commands=[FIX, SEE]
     )
-    run_id = start(worker, inputs, steps=2)
+    run_id = worker.start_run(GOAL, steps=2, concurrency=2, partition="tenant-ws", inputs=inputs)
     worker.wait_status(run_id, RunStatus.WAITING_INPUT)
     view = worker.view(run_id)
     assert view.workspace is not None
