@@ -51,7 +51,8 @@ from sisu_kodo.sbx.files import (
 )
 from sisu_kodo.sbx.port import ProviderHealth
 from sisu_kodo.sbx.results import DEFAULT_OUTPUT_CAP_BYTES, Captured, sandbox_result
-from sisu_kodo.workspaces import Caps, diff_files, files_of, read_archive, read_snapshot
+from sisu_kodo.workspaces import diff_files, files_of, read_archive, read_snapshot
+from sisu_kodo.workspaces.diffs import WORK_TREE_CAPS
 from sisu_kodo.workspaces.errors import ArchiveError
 
 OWNER_KEY = "sisu.owner"
@@ -66,8 +67,6 @@ _LIFETIME_MARGIN_S = 60
 # the work folder comes back as one tar (without STATUS_DIR) for the diff.
 WORKSPACE_TAR = f"{STATUS_DIR}/workspace.tar"
 AFTER_TAR = f"{STATUS_DIR}/after.tar"
-# What a task may leave in its work folder for the diff to read.
-AFTER_CAPS = Caps(max_files=200_000, max_bytes=1 << 30)
 
 
 class Phase(StrEnum):
@@ -453,7 +452,7 @@ class _Attempt:
 
 def _diff_of(before: bytes, after: bytes) -> WorkspaceDiff:
     try:
-        changed = files_of(read_archive(after, AFTER_CAPS))
+        changed = files_of(read_archive(after, WORK_TREE_CAPS))
     except ArchiveError as exc:
         raise FileTransferError(f"the work folder came back unreadable: {exc}") from exc
     return diff_files(files_of(read_snapshot(before).entries), changed)

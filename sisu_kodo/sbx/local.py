@@ -64,6 +64,7 @@ from sisu_kodo.sbx.port import ProviderHealth
 from sisu_kodo.sbx.processes import child_setup
 from sisu_kodo.sbx.results import DEFAULT_OUTPUT_CAP_BYTES, Captured, sandbox_result
 from sisu_kodo.workspaces import diff_files, files_of, read_snapshot, read_work_tree
+from sisu_kodo.workspaces.errors import ArchiveError
 
 log = logging.getLogger("sisu_kodo.sbx")
 
@@ -396,7 +397,7 @@ class LocalSandboxProvider:
             try:
                 files_out = self._collect(attempt.work, request.collect) if request.collect else []
                 diff = self._workspace_diff(request, attempt.work)
-            except (FileTransferError, OSError) as exc:
+            except (FileTransferError, OSError, ArchiveError) as exc:
                 err, message = ErrCode.DOWNLOAD_FAIL, str(exc)
         return sandbox_result(
             request,

@@ -15,13 +15,16 @@ from pathlib import Path
 
 from sisu_kodo.canonical import sha256_hex
 from sisu_kodo.contracts.workspaces import ChangedFile, TaskDiff, WorkspaceDiff
-from sisu_kodo.workspaces.snapshot import Entry
+from sisu_kodo.workspaces.errors import TooLargeError, TooManyEntriesError
+from sisu_kodo.workspaces.snapshot import Caps, Entry
 
 IGNORED_PARTS = frozenset(
     {"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".sisu", ".git"}
 )
 IGNORED_SUFFIXES = (".pyc",)
 _NO_NEWLINE = "\\ No newline at end of file\n"
+# What a task may leave in its work folder for the diff to read (held in memory).
+WORK_TREE_CAPS = Caps(max_files=200_000, max_bytes=1 << 30)
 
 
 def ignored(path: str) -> bool:
@@ -33,9 +36,14 @@ def files_of(entries: Iterable[Entry]) -> dict[str, bytes]:
     return {e.path: e.data for e in entries if e.kind == "file" and not ignored(e.path)}
 
 
-def read_work_tree(root: Path) -> dict[str, bytes]:
-    """The regular files under `root` (never following links: the task owns the folder)."""
+def read_work_tree(root: Path, caps: Caps = WORK_TREE_CAPS) -> dict[str, bytes]:
+    """The regular files under `root` (never following links: the task owns the folder).
+
+    Raises:
+        ArchiveError: past `caps` (too many files or bytes to diff).
+    """
     found: dict[str, bytes] = {}
+    total = 0
     for folder, subdirs, names in os.walk(root):
         subdirs[:] = [d for d in subdirs if d not in IGNORED_PARTS]
         for name in names:
@@ -45,7 +53,12 @@ def read_work_tree(root: Path) -> dict[str, bytes]:
                 continue
             fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
             with os.fdopen(fd, "rb") as handle:
-                found[rel] = handle.read()
+                found[rel] = handle.read(caps.max_bytes - total + 1)
+            total += len(found[rel])
+            if total > caps.max_bytes:
+                raise TooLargeError.at(rel, f"the work folder holds over {caps.max_bytes} bytes")
+            if len(found) > caps.max_files:
+                raise TooManyEntriesError.at(rel, f"over {caps.max_files} files to diff")
     return found
 
 

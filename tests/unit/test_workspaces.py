@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from sisu_kodo.workspaces import Caps, build_snapshot, diff_files, read_archive, read_snapshot
+from sisu_kodo.workspaces import (
+    Caps,
+    build_snapshot,
+    diff_files,
+    read_archive,
+    read_snapshot,
+    read_work_tree,
+)
 from sisu_kodo.workspaces.errors import (
     ArchiveError,
     LinkEscapeError,
@@ -153,3 +160,14 @@ def test_a_diff_applies_with_git_apply(tmp_path: Path) -> None:
 def test_caches_are_not_changes() -> None:
     after = {"__pycache__/m.pyc": b"\x00", ".pytest_cache/v": b"1", "m.pyc": b"x"}
     assert diff_files({}, after).files == []
+
+
+def test_the_work_tree_is_read_without_links_and_within_caps(tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_bytes(b"a")
+    (tmp_path / "outside").symlink_to("/etc/passwd")
+    (tmp_path / "__pycache__").mkdir()
+    (tmp_path / "__pycache__" / "x.pyc").write_bytes(b"\x00")
+    assert read_work_tree(tmp_path) == {"a.txt": b"a"}
+    (tmp_path / "big").write_bytes(b"x" * 2048)
+    with pytest.raises(TooLargeError):
+        read_work_tree(tmp_path, Caps(max_files=10, max_bytes=1024))
