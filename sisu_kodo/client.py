@@ -40,6 +40,7 @@ from sisu_kodo.contracts.webhooks import (
     WebhookList,
     WebhookView,
 )
+from sisu_kodo.contracts.workspaces import RunDiff, TaskDiff, WorkspaceView
 from sisu_kodo.deadlines import wait_until
 from sisu_kodo.errors import AppError, error_class_for
 
@@ -163,6 +164,22 @@ class SisuClient:
 
     def artifact(self, uri: str) -> bytes:
         return self._call("GET", f"/artifacts/{quote(uri, safe='')}").content
+
+    def upload_workspace(
+        self, archive: bytes, media_type: str = "application/x-tar"
+    ) -> WorkspaceView:
+        """Upload a tar, tar.gz or zip; use the answer's id as `inputs.workspace.upload`."""
+        response = self._call(
+            "POST", "/workspaces", content=archive, headers={"Content-Type": media_type}
+        )
+        return WorkspaceView.model_validate(response.json())
+
+    def run_diff(self, run_id: str) -> RunDiff:
+        return RunDiff.model_validate(self._call("GET", f"/runs/{run_id}/diff").json())
+
+    def task_diff(self, run_id: str, task_key: str) -> TaskDiff:
+        response = self._call("GET", f"/runs/{run_id}/tasks/{task_key}/diff")
+        return TaskDiff.model_validate(response.json())
 
     def reject_plan(self, run_id: str, rejected_by: str, reason: str | None = None) -> Accepted:
         payload = {"rejectedBy": rejected_by, **({"reason": reason} if reason else {})}

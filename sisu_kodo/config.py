@@ -63,6 +63,11 @@ class IsolationChoice(StrEnum):
     PROCESS = "process"
 
 
+class BlobStoreName(StrEnum):
+    FS = "fs"
+    S3 = "s3"
+
+
 class AuthMode(StrEnum):
     AUTO = "auto"
     ON = "on"
@@ -715,6 +720,62 @@ class NotifySettings(SettingsGroup):
         return value.rstrip("/") if value and value.strip() else None
 
 
+class WorkspaceSettings(SettingsGroup):
+    """Workspaces (uploads and git repositories) and the blob store holding snapshots."""
+
+    max_upload_bytes: int = Field(
+        33_554_432,
+        alias="SISU_WORKSPACE_MAX_UPLOAD_BYTES",
+        ge=1024,
+        description="Longest archive POST /workspaces reads; longer is 413 payload_too_large.",
+    )
+    max_files: int = Field(
+        10_000,
+        alias="SISU_WORKSPACE_MAX_FILES",
+        ge=1,
+        description="Entries (files, folders, links) a workspace may hold.",
+    )
+    max_bytes: int = Field(
+        134_217_728,
+        alias="SISU_WORKSPACE_MAX_BYTES",
+        ge=1024,
+        description="Bytes a workspace's files may expand to (zip bombs stop here).",
+    )
+    blob_store: BlobStoreName = Field(
+        BlobStoreName.FS,
+        alias="SISU_BLOB_STORE",
+        description="Where snapshots and large artifacts live: fs (under SISU_BLOB_DIR) or s3.",
+    )
+    blob_dir: Path | None = Field(
+        None,
+        alias="SISU_BLOB_DIR",
+        description="fs blob store folder; default SISU_DATA_DIR/blobs.",
+    )
+    inline_max_bytes: int = Field(
+        262_144,
+        alias="SISU_ARTIFACT_INLINE_MAX_BYTES",
+        ge=0,
+        description="Artifacts larger than this are stored in the blob store, their row"
+        " keeping the metadata and the blob's sha256.",
+    )
+    s3_bucket: str | None = Field(
+        None, alias="SISU_S3_BUCKET", description="s3 blob store: bucket (required)."
+    )
+    s3_prefix: str = Field("blobs/", alias="SISU_S3_PREFIX", description="s3: key prefix.")
+    s3_endpoint_url: str | None = Field(
+        None,
+        alias="SISU_S3_ENDPOINT_URL",
+        description="s3: endpoint of an S3-compatible server (MinIO, Ceph...); default AWS.",
+    )
+    s3_region: str | None = Field(None, alias="SISU_S3_REGION", description="s3: region.")
+    s3_access_key_id: SecretStr | None = Field(
+        None, alias="SISU_S3_ACCESS_KEY_ID", description="s3: access key id."
+    )
+    s3_secret_access_key: SecretStr | None = Field(
+        None, alias="SISU_S3_SECRET_ACCESS_KEY", description="s3: secret access key."
+    )
+
+
 class Settings(SettingsGroup):
     """Configuration of every Sisu-Kodo process (API shim, worker, CLI), by concern."""
 
@@ -725,6 +786,7 @@ class Settings(SettingsGroup):
     api: ApiSettings = Field(default_factory=ApiSettings)
     gates: GateSettings = Field(default_factory=GateSettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)
+    workspaces: WorkspaceSettings = Field(default_factory=WorkspaceSettings)
 
 
 class ConfigError(Exception):

@@ -16,7 +16,9 @@
     │   ├── RetryDriftError (409 retry_drift)
     │   ├── RunIdentityConflictError (409 run_identity_conflict)
     │   └── BudgetExhaustedError (409 budget_exhausted)
-    └── PlannerError (502 planner_error; in oc/port.py, raised by OpenCode planners)
+    ├── PlannerError (502 planner_error; in oc/port.py, raised by OpenCode planners)
+    └── workspace errors (400 archive_*, workspace_*; 409 workspace_mismatch; in
+        workspaces/errors.py) and blob errors (500 blob_*; in blobs/port.py)
 
 Domain code raises these; `api/errors.py` is the one place that turns them into
 `{code, message, details?}` bodies, and `client.py` turns bodies back into them.

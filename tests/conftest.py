@@ -13,6 +13,7 @@ from sisu_kodo.client import SisuClient
 from sisu_kodo.db.engine import create_engine
 from tests.fixtures.postgres import TestDatabases, server_url
 from tests.fixtures.processes import Stack, running
+from tests.fixtures.s3 import S3Server, s3_server
 
 TESTS = Path(__file__).resolve().parent
 # Every test in these directories starts a real server or sandbox.
@@ -86,3 +87,9 @@ def make_stack(databases: TestDatabases, tmp_path: Path) -> Iterator[Callable[..
     yield factory
     for each in made:
         each.stop()
+
+
+@pytest.fixture(scope="session")
+def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """A real S3 API server (moto in server mode) on loopback, for the session."""
+    yield from s3_server(tmp_path_factory.mktemp("s3") / "moto.log")

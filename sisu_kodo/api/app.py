@@ -15,8 +15,19 @@ from sisu_kodo.api.errors import document_error_lattice, install_error_handlers
 from sisu_kodo.api.gateway import WorkflowGateway
 from sisu_kodo.api.middleware import BrowserGuard, ServerTiming, StrictJsonBodies
 from sisu_kodo.api.origins import SiteAllowlist
-from sisu_kodo.api.routes import artifacts, audit, health, intents, keys, ops, runs, webhooks
+from sisu_kodo.api.routes import (
+    artifacts,
+    audit,
+    health,
+    intents,
+    keys,
+    ops,
+    runs,
+    webhooks,
+    workspaces,
+)
 from sisu_kodo.auth import check_bind
+from sisu_kodo.blobs import create_blob_store
 from sisu_kodo.config import Settings
 from sisu_kodo.console import create_console
 from sisu_kodo.db.databases import open_databases
@@ -51,6 +62,7 @@ def create_app(settings: Settings) -> FastAPI:
                 settings=databases.settings,
                 engine=engine,
                 gateway=gateway,
+                blobs=create_blob_store(databases.settings),
                 system_engine=None if atomic else databases.engine(system=True, pool_size=2),
             )
             try:
@@ -66,13 +78,16 @@ def create_app(settings: Settings) -> FastAPI:
     )
     # Added last runs first: the Host/Origin guard refuses before any body is read.
     app.add_middleware(
-        StrictJsonBodies, max_bytes=settings.api.max_body_bytes, form_prefixes=(CONSOLE + "/",)
+        StrictJsonBodies,
+        max_bytes=settings.api.max_body_bytes,
+        raw=workspaces.raw_bodies(settings),
+        form_prefixes=(CONSOLE + "/",),
     )
     app.add_middleware(BrowserGuard, sites=SiteAllowlist.from_settings(settings))
     app.add_middleware(ServerTiming)  # outermost: its time covers the guards too
     install_error_handlers(app)
     # ops before runs: /runs/counts and /runs/bulk/... are not run ids.
-    for module in (health, intents, ops, runs, artifacts, keys, audit, webhooks):
+    for module in (health, intents, ops, runs, artifacts, keys, audit, webhooks, workspaces):
         app.include_router(module.router)
 
     # The console: HTML pages over the same state and service functions, outside OpenAPI.

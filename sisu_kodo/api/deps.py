@@ -18,6 +18,7 @@ from fastapi import Depends, Request
 
 from sisu_kodo.api.gateway import UnitOfWork, WorkflowGateway
 from sisu_kodo.auth import ANONYMOUS, NOBODY, Action, Principal, identify
+from sisu_kodo.blobs import BlobStore
 from sisu_kodo.config import Settings
 from sisu_kodo.db import audit
 from sisu_kodo.errors import AppError, ForbiddenError, UnauthenticatedError
@@ -28,6 +29,7 @@ class ApiState:
     settings: Settings
     engine: sa.Engine
     gateway: WorkflowGateway
+    blobs: BlobStore
     system_engine: sa.Engine | None = None  # DBOS's system database, when not `engine`'s
 
     @property

@@ -4,6 +4,8 @@ beyond what is needed to refuse it."""
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -61,9 +63,21 @@ class BrowserGuard:
         await self.app(scope, receive, send)
 
 
+@dataclass(frozen=True)
+class RawBodies:
+    """A route whose body is not JSON (an upload) and its own size cap. Its body is capped
+    as it streams in, like any other, but not parsed here: it is handed on with the
+    Content-Type the client gave, and the route (after authentication) checks it."""
+
+    max_bytes: int
+    setting: str  # the variable that sets max_bytes, for the 413's message
+
+
 class StrictJsonBodies:
     """Read each request body once, at most `max_bytes` of it, check that it is strict JSON
     (api/bodies.py) and hand it on labelled JSON, whatever Content-Type it declared.
+    Routes listed in `raw` (POST path -> RawBodies) take their own cap and media types;
+    paths under `form_prefixes` (the console's HTML forms) the JSON cap, unparsed.
 
     The manual's curl commands send `-d '{...}'` with no header, which curl labels
     `application/x-www-form-urlencoded`; this API only speaks JSON, so it reads them as
@@ -72,52 +86,73 @@ class StrictJsonBodies:
     """
 
     def __init__(
-        self, app: ASGIApp, *, max_bytes: int, form_prefixes: tuple[str, ...] = ()
+        self,
+        app: ASGIApp,
+        *,
+        max_bytes: int,
+        raw: Mapping[str, RawBodies] | None = None,
+        form_prefixes: tuple[str, ...] = (),
     ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.raw = dict(raw or {})
         # Paths whose bodies are HTML forms (the console): capped, but not read as JSON.
+        self.forms = RawBodies(max_bytes, _JSON_SETTING) if form_prefixes else None
         self.form_prefixes = form_prefixes
+
+    def _raw_rule(self, scope: Scope) -> RawBodies | None:
+        """The rule of a route whose body is not JSON, or None for JSON."""
+        if scope["method"] == "POST" and scope["path"] in self.raw:
+            return self.raw[scope["path"]]
+        return self.forms if scope["path"].startswith(self.form_prefixes) else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in _BODY_METHODS:
             await self.app(scope, receive, send)
             return
-        forms = scope["path"].startswith(self.form_prefixes) if self.form_prefixes else False
+        headers = Headers(scope=scope)
+        raw = self._raw_rule(scope)
+        cap, setting = (raw.max_bytes, raw.setting) if raw else (self.max_bytes, _JSON_SETTING)
         try:
-            self._check_declared_length(Headers(scope=scope).get("content-length"))
-            body = await self._read_body(receive)
-            if body and not forms:
+            _check_declared_length(headers.get("content-length"), cap, setting)
+            body = await _read_body(receive, cap, setting)
+            if body and raw is None:
                 check_json_body(body)
         except AppError as exc:
             await error_response(exc)(scope, receive, send)
             return
         if body is None:  # the client left before sending its body: nobody to answer
             return
-        await self.app(scope if forms else _labelled_json(scope), _replay(body, receive), send)
+        labelled = scope if raw is not None else _labelled_json(scope)
+        await self.app(labelled, _replay(body, receive), send)
 
-    def _check_declared_length(self, declared: str | None) -> None:
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            raise self._too_large(f"Content-Length {declared}")
 
-    async def _read_body(self, receive: Receive) -> bytes | None:
-        body = bytearray()
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return None
-            body += message.get("body", b"")
-            if len(body) > self.max_bytes:
-                raise self._too_large(f"more than {self.max_bytes} bytes")
-            if not message.get("more_body", False):
-                return bytes(body)
+_JSON_SETTING = "SISU_MAX_BODY_BYTES"
 
-    def _too_large(self, seen: str) -> PayloadTooLargeError:
-        return PayloadTooLargeError(
-            f"the request body is too large ({seen}); at most {self.max_bytes} bytes"
-            " (SISU_MAX_BODY_BYTES)",
-            {"maxBytes": self.max_bytes},
-        )
+
+def _check_declared_length(declared: str | None, cap: int, setting: str) -> None:
+    if declared is not None and declared.isdigit() and int(declared) > cap:
+        raise _too_large(f"Content-Length {declared}", cap, setting)
+
+
+async def _read_body(receive: Receive, cap: int, setting: str) -> bytes | None:
+    body = bytearray()
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        body += message.get("body", b"")
+        if len(body) > cap:
+            raise _too_large(f"more than {cap} bytes", cap, setting)
+        if not message.get("more_body", False):
+            return bytes(body)
+
+
+def _too_large(seen: str, cap: int, setting: str) -> PayloadTooLargeError:
+    return PayloadTooLargeError(
+        f"the request body is too large ({seen}); at most {cap} bytes ({setting})",
+        {"maxBytes": cap},
+    )
 
 
 def _labelled_json(scope: Scope) -> Scope:

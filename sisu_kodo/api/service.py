@@ -17,7 +17,9 @@ from dbos import DBOSClient
 from sisu_kodo.api.deps import IN_PROCESS, Caller
 from sisu_kodo.api.gateway import Enqueue, UnitOfWork
 from sisu_kodo.api.policy import check_run_policy
+from sisu_kodo.api.workspaces import check_workspace_input, gate_workspace
 from sisu_kodo.auth import ANONYMOUS, Action, Principal
+from sisu_kodo.blobs import BlobStore
 from sisu_kodo.budgets import SANDBOX_MINUTES, measure
 from sisu_kodo.canonical import sha256_hex
 from sisu_kodo.contracts.intents import IntentCreate
@@ -75,7 +77,9 @@ def run_id_for(intent_id: str) -> str:
 
 
 def create_intent(conn: sa.Connection, body: IntentCreate, principal: Principal = ANONYMOUS) -> str:
-    """Record an intent in the tenant of a key bound to one (else its run's, at start)."""
+    """Record an intent in the tenant of a key bound to one (else its run's, at start);
+    an `inputs.workspace` must name a readable repository and ref, or a visible upload."""
+    check_workspace_input(conn, body.inputs, principal)
     intent_id = new_intent_id()
     intents.create_intent(
         conn,
@@ -100,14 +104,14 @@ def require_visible_run(
 
 
 def read_visible_artifact(
-    conn: sa.Connection, principal: Principal, *, uri: str
+    conn: sa.Connection, principal: Principal, *, uri: str, blobs: BlobStore
 ) -> artifacts.Artifact:
     """The artifact, if `principal` may see its run's tenant; otherwise the 404 of a missing one."""
     found = None
     if "\x00" not in uri:  # PostgreSQL text holds no NUL, so no artifact has one
         tenant = artifacts.read_artifact_tenant(conn, uri=uri)
         if principal.sees(tenant):  # another tenant's artifact: as if missing
-            found = artifacts.read_artifact(conn, uri=uri)
+            found = artifacts.read_artifact(conn, uri=uri, blobs=blobs)
     if found is None:
         raise NotFoundError(f"artifact {uri} not found", {"uri": uri})
     return found
@@ -117,11 +121,7 @@ def _require_visible_intent(
     conn: sa.Connection, principal: Principal, intent_id: str
 ) -> intents.IntentRow:
     intent = intents.read_intent(conn, intent_id=intent_id)
-    visible = intent is not None and (
-        principal.sees(intent.tenant)
-        or (intent.tenant is None and intent.created_by_key_id == principal.key_id)
-    )
-    if intent is None or not visible:
+    if intent is None or not principal.sees_own(intent.tenant, intent.created_by_key_id):
         raise NotFoundError(f"intent {intent_id} not found", {"intentId": intent_id})
     return intent
 
@@ -243,11 +243,17 @@ def _leaves(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[tupl
 
 
 def approve_plan(
-    unit: UnitOfWork, *, run_id: str, body: ApprovePlan, caller: Caller = IN_PROCESS
+    unit: UnitOfWork,
+    *,
+    run_id: str,
+    body: ApprovePlan,
+    caller: Caller = IN_PROCESS,
+    blobs: BlobStore | None = None,
 ) -> Accepted:
     """Count the caller's approval; the gate opens at the recipe's N-th distinct approver,
     for the task set the quorum-reaching approval names (every task, a subset, a canary).
-    At a canary's gate one approval runs the remaining tasks."""
+    At a canary's gate one approval runs the remaining tasks. A run with a workspace is
+    approved only while its snapshot is the one decided on."""
     conn = unit.conn
     run, recipe = _gate(conn, run_id, caller.principal)
     assert run.plan_sha256 is not None and run.tasks_sha256 is not None
@@ -255,6 +261,7 @@ def approve_plan(
     if run.next_action is NextAction.APPROVE_CANARY:
         return _approve_after_canary(unit, run, body, decided, caller)
     scope = scope_of(decided, body)
+    workspace_sha256 = gate_workspace(conn, run_id=run_id, blobs=blobs)
     approvals.record_vote(
         conn,
         run_id=run_id,
@@ -271,7 +278,15 @@ def approve_plan(
     )
     if len(votes) < recipe.required_approvals:
         return Accepted(runId=run_id, status=RunStatus.WAITING_INPUT)
-    _record_decision(conn, run, "approved", body.approvedBy, body.notes, caller)
+    _record_decision(
+        conn,
+        run,
+        "approved",
+        body.approvedBy,
+        body.notes,
+        caller,
+        workspace_sha256=workspace_sha256,
+    )
     approvals.record_approved_tasks(
         conn, run_id=run_id, keys=scope.keys, sha256=scope.sha256, canary=scope.canary
     )
@@ -290,6 +305,7 @@ def approve_plan(
             "approvedTasks": scope.count,
             "approvedTasksSha256": scope.sha256,
             "canary": scope.canary,
+            "workspaceSha256": workspace_sha256,
         },
         allowed_from=WAITING,
     )
@@ -420,8 +436,10 @@ def _record_decision(
     notes: str | None,
     caller: Caller,
     overrule: bool = False,
+    workspace_sha256: str | None = None,
 ) -> None:
-    """The gate's decision, bound to the decided plan and tasks and to the principal."""
+    """The gate's decision, bound to the decided plan, tasks and workspace and to the
+    principal."""
     assert run.plan_sha256 is not None and run.tasks_sha256 is not None
     runs.record_decision(
         conn,
@@ -435,6 +453,7 @@ def _record_decision(
         key_name=caller.principal.name,
         client_addr=caller.client_addr,
         overrule=overrule,
+        workspace_sha256=workspace_sha256,
     )
 
 

@@ -28,7 +28,18 @@ from sisu_kodo.contracts.runs import (
     StepView,
     TaskPage,
 )
-from sisu_kodo.db import approvals, artifacts, executions, gates, recipes, run_tasks, runs, workers
+from sisu_kodo.contracts.workspaces import RunWorkspace
+from sisu_kodo.db import (
+    approvals,
+    artifacts,
+    executions,
+    gates,
+    recipes,
+    run_tasks,
+    runs,
+    workers,
+    workspaces,
+)
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -94,6 +105,7 @@ def build_run_view(conn: sa.Connection, *, run_id: str, settings: Settings) -> R
             BudgetView(name=b.name, used=round(b.used, 3), allowed=b.allowed, unit=b.unit)
             for b in measure(conn, run, minute_seconds=settings.gates.budget_minute_seconds).budgets
         ],
+        workspace=run_workspace(conn, run_id=run_id),
     )
 
 
@@ -109,6 +121,23 @@ def _gate_view(conn: sa.Connection, *, run_id: str) -> GateView | None:
         warnedAt=iso(deadline.warned_at),
         closedAt=iso(deadline.closed_at),
         closedAs=deadline.closed_as,
+    )
+
+
+def run_workspace(conn: sa.Connection, *, run_id: str) -> RunWorkspace | None:
+    """The workspace the run captured at its start, if it has one."""
+    row = workspaces.read_run_workspace(conn, run_id=run_id)
+    if row is None:
+        return None
+    return RunWorkspace(
+        source="git" if row.source == "git" else "upload",
+        url=row.url,
+        ref=row.ref,
+        commit=row.commit,
+        workspaceId=row.workspace_id,
+        snapshotSha256=row.snapshot_sha256,
+        fileCount=row.file_count,
+        size=row.size,
     )
 
 

@@ -41,6 +41,11 @@ class Principal:
         """May this principal see (or act in) `tenant`? None: no tenant yet, only `*`."""
         return self.every_tenant or (tenant is not None and tenant in self.tenants)
 
+    def sees_own(self, tenant: str | None, created_by_key_id: str | None) -> bool:
+        """May this principal see a record (intent, upload) of `tenant`, or, while it has
+        no tenant yet, one this principal's key created?"""
+        return self.sees(tenant) or (tenant is None and created_by_key_id == self.key_id)
+
 
 # While auth is off every caller is this one: every role, every tenant.
 ANONYMOUS = Principal(None, ANONYMOUS_ID, frozenset(Role), frozenset({ALL_TENANTS}))

@@ -8,7 +8,7 @@ import sys
 import typer
 from rich.markup import escape
 
-from sisu_kodo.cli import audit, chaos, db, demo, fleet, keys, oc, ops, runs, webhooks
+from sisu_kodo.cli import audit, chaos, db, demo, diffs, fleet, keys, oc, ops, runs, webhooks
 from sisu_kodo.cli.output import console, err_console
 from sisu_kodo.cli.settings import settings_of
 from sisu_kodo.cli.stack import StackError, run_stack, stop_stack
@@ -42,6 +42,7 @@ for command in (
     fleet.workers,
 ):
     app.command()(command)
+app.command("diff")(diffs.diff)
 
 
 @app.callback()

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 
 from sisu_kodo.api import service
 from sisu_kodo.auth import Principal
+from sisu_kodo.blobs import BlobStore
 from sisu_kodo.config import Settings
 from sisu_kodo.contracts.plans import Plan
 from sisu_kodo.contracts.runs import (
@@ -66,13 +67,15 @@ class PlanCard:
     task_count: int  # all of them
 
 
-def read_plan(conn: sa.Connection, principal: Principal, view: RunView) -> PlanCard | None:
+def read_plan(
+    conn: sa.Connection, principal: Principal, view: RunView, *, blobs: BlobStore
+) -> PlanCard | None:
     """The run's plan card, if CompileST has written it; only the tasks shown are parsed
     into models (a 10,000-task plan is a megabyte of JSON)."""
     uri = next((ref.uri for ref in view.artifacts if ref.kind == "plan_card"), None)
     if uri is None:
         return None
-    card = json.loads(service.read_visible_artifact(conn, principal, uri=uri).content)
+    card = json.loads(service.read_visible_artifact(conn, principal, uri=uri, blobs=blobs).content)
     tasks = card.get("tasks", [])
     plan = Plan.model_validate({**card, "tasks": tasks[:PLAN_TASKS_SHOWN]})
     return PlanCard(plan, len(tasks))
@@ -106,7 +109,13 @@ class TaskDetail:
 
 
 def task_detail(
-    conn: sa.Connection, principal: Principal, *, run_id: str, task_key: str, settings: Settings
+    conn: sa.Connection,
+    principal: Principal,
+    *,
+    run_id: str,
+    task_key: str,
+    settings: Settings,
+    blobs: BlobStore,
 ) -> TaskDetail:
     """A task of a run the principal may see, with every attempt's outputs, newest first.
 
@@ -122,27 +131,27 @@ def task_detail(
     )
     metas = artifacts.list_artifacts(conn, run_id=run_id, step=StepId.EXECUTE, task_keys=[task_key])
     attempts = [
-        _attempt(conn, number, meta.uri)
+        _attempt(conn, number, meta.uri, blobs)
         for meta in metas
         if meta.kind == "artifact_index" and (number := executions.attempt_of(meta.uri))
     ]
     return TaskDetail(task, sorted(attempts, key=lambda a: a.number, reverse=True))
 
 
-def _attempt(conn: sa.Connection, number: int, index_uri: str) -> Attempt:
-    stored = artifacts.read_artifact(conn, uri=index_uri)
+def _attempt(conn: sa.Connection, number: int, index_uri: str, blobs: BlobStore) -> Attempt:
+    stored = artifacts.read_artifact(conn, uri=index_uri, blobs=blobs)
     index: dict[str, Any] = json.loads(stored.content) if stored else {}
-    outputs = [_output(conn, item) for item in index.get("items", [])]
+    outputs = [_output(conn, item, blobs) for item in index.get("items", [])]
     return Attempt(number, index, outputs)
 
 
-def _output(conn: sa.Connection, item: dict[str, Any]) -> Output:
+def _output(conn: sa.Connection, item: dict[str, Any], blobs: BlobStore) -> Output:
     uri = str(item["uri"])
     kind = str(item["kind"])
     name = uri.split("/attempt/", 1)[-1].split("/", 1)[-1]
     preview, cut = None, False
     if kind in ("stdout", "stderr"):
-        stored = artifacts.read_artifact(conn, uri=uri)
+        stored = artifacts.read_artifact(conn, uri=uri, blobs=blobs)
         content = stored.content if stored else b""
         preview = content[:PREVIEW_BYTES].decode(errors="replace")
         cut = len(content) > PREVIEW_BYTES

@@ -13,6 +13,8 @@ MEDIA_TYPES = {
     "stdout": "text/plain; charset=utf-8",
     "stderr": "text/plain; charset=utf-8",
     "file": "application/octet-stream",
+    "diff_patch": "text/x-diff; charset=utf-8",
+    "diff_index": "application/json",
 }
 
 

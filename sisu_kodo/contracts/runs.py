@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from sisu_kodo.contracts.plans import MAX_PLAN_TASKS, TaskSpec
 from sisu_kodo.contracts.text import Text
+from sisu_kodo.contracts.workspaces import RunWorkspace
 
 
 class RunStatus(StrEnum):
@@ -197,6 +198,7 @@ class TaskView(BaseModel):
     wallMs: int | None = None
     sandboxRef: str | None = None
     artifacts: list[str] = Field(default_factory=list)
+    diffUri: str | None = None
 
     @classmethod
     def pending(cls, task: TaskSpec) -> TaskView:
@@ -258,6 +260,7 @@ class DecideOutput(BaseModel):
     concurrency: int
     tasks: list[TaskPreview]
     tasksTruncated: bool
+    workspaceSha256: str | None = None
 
 
 class ExecuteRaw(BaseModel):
@@ -379,6 +382,7 @@ class RunView(BaseModel):
     approvals: ApprovalProgress | None = None
     gate: GateView | None = None
     budgets: list[BudgetView] = Field(default_factory=list)
+    workspace: RunWorkspace | None = None
 
     def step(self, step_id: StepId) -> StepView | None:
         return next((step for step in self.steps if step.stepId == step_id), None)

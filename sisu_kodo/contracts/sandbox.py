@@ -6,6 +6,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from sisu_kodo.contracts.workspaces import WorkspaceDiff
+
 
 class ErrCode(StrEnum):
     NONE = "NONE"
@@ -81,6 +83,9 @@ class SandboxRequest(BaseModel):
     memoryMb: int | None = Field(None, ge=16)
     network: bool = False
     image: str | None = Field(None, description="Template (E2B) or image (Microsandbox).")
+    workspaceSha256: str | None = Field(
+        None, description="The snapshot extracted in the work folder before the command."
+    )
 
 
 class SandboxMetrics(BaseModel):
@@ -113,6 +118,9 @@ class SandboxResult(BaseModel):
     filesOut: list[FileOut] = Field(default_factory=list)
     isolation: str | None = Field(
         None, description="How isolated the run was: microvm, namespaces, process, mock."
+    )
+    workspaceDiff: WorkspaceDiff | None = Field(
+        None, description="What the command changed in the workspace (requests with one)."
     )
 
     def kept_output(self) -> list[tuple[str, bytes, bool]]:

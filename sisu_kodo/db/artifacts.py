@@ -1,4 +1,9 @@
-"""Artifacts: content-addressed outputs (plans, task lists, stdout, stderr) with sha256."""
+"""Artifacts: content-addressed outputs (plans, task lists, stdout, stderr) with sha256.
+
+A row holds its bytes, or (above the spill threshold, when a blob store is given) only the
+metadata and `blob_sha256`, the key of its bytes in the blob store: reads give the bytes
+either way.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from sisu_kodo.blobs.port import BlobMissingError, BlobStore, Spill
 from sisu_kodo.canonical import sha256_hex
 from sisu_kodo.contracts.artifacts import media_type_for
 from sisu_kodo.errors import ConflictError
@@ -37,19 +43,26 @@ def put_artifact(
     kind: str,
     content: bytes,
     task_key: str | None = None,
+    spill: Spill | None = None,
 ) -> ArtifactMeta:
-    """Store bytes under `uri` once; re-storing identical bytes is a no-op, others conflict."""
+    """Store bytes under `uri` once; re-storing identical bytes is a no-op, others conflict.
+
+    With `spill`, bytes above its threshold go to its blob store first (idempotent: keyed
+    by their sha256) and the row points at them.
+    """
     digest = sha256_hex(content)
+    blob = None
+    if spill is not None and spill.wants(content):
+        blob = spill.store.put(content)
     meta = ArtifactMeta(uri, kind, media_type_for(kind), digest, len(content), step_id, task_key)
+    # The blob column is named only when used: inline writes keep the pre-0008 statement.
+    columns = "uri, run_id, step_id, task_key, kind, media_type, sha256, size, content"
+    values = ":uri, :run_id, :step_id, :task_key, :kind, :media_type, :sha256, :size, :content"
+    if blob is not None:
+        columns, values = f"{columns}, blob_sha256", f"{values}, :blob"
     inserted = conn.execute(
         sa.text(
-            """
-            INSERT INTO app.artifacts
-                (uri, run_id, step_id, task_key, kind, media_type, sha256, size, content)
-            VALUES (:uri, :run_id, :step_id, :task_key, :kind, :media_type, :sha256, :size,
-                    :content)
-            ON CONFLICT (uri) DO NOTHING
-            """
+            f"INSERT INTO app.artifacts ({columns}) VALUES ({values}) ON CONFLICT (uri) DO NOTHING"
         ),
         {
             "uri": uri,
@@ -60,7 +73,8 @@ def put_artifact(
             "media_type": meta.media_type,
             "sha256": digest,
             "size": len(content),
-            "content": content,
+            "content": None if blob else content,
+            "blob": blob,
         },
     ).rowcount
     if not inserted:
@@ -78,14 +92,24 @@ def put_artifact(
 _META_COLUMNS = "uri, kind, media_type, sha256, size, step_id, task_key"
 
 
-def read_artifact(conn: sa.Connection, *, uri: str) -> Artifact | None:
+def read_artifact(
+    conn: sa.Connection, *, uri: str, blobs: BlobStore | None = None
+) -> Artifact | None:
+    """The artifact with its bytes, from its row or (spilled) from `blobs`."""
     row = conn.execute(
-        sa.text(f"SELECT {_META_COLUMNS}, content FROM app.artifacts WHERE uri = :uri"),
+        sa.text(
+            f"SELECT {_META_COLUMNS}, content, blob_sha256 FROM app.artifacts WHERE uri = :uri"
+        ),
         {"uri": uri},
     ).one_or_none()
     if row is None:
         return None
-    return Artifact(ArtifactMeta(*row[:-1]), bytes(row[-1]))
+    meta, content, blob = ArtifactMeta(*row[:-2]), row[-2], row[-1]
+    if content is not None:
+        return Artifact(meta, bytes(content))
+    if blobs is None:
+        raise BlobMissingError(f"artifact {uri} is in the blob store; none given", {"uri": uri})
+    return Artifact(meta, blobs.get(blob))
 
 
 def list_artifacts(

@@ -81,6 +81,7 @@ def with_latest_attempts(
             view.wallMs = latest.metrics.get("wallMs")
             view.sandboxRef = latest.response.get("sandboxRef")
             view.artifacts = sorted(uris.get((view.taskKey, latest.attempt), []))
+            view.diffUri = next((u for u in view.artifacts if u.endswith("/diff.patch")), None)
     return views
 
 

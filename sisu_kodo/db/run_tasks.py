@@ -63,6 +63,25 @@ def read_pending_view(conn: sa.Connection, *, run_id: str, task_key: str) -> Tas
     return TaskView(taskKey=key, index=index, name=name, command=command, status="pending")
 
 
+def read_task_name(conn: sa.Connection, *, run_id: str, task_key: str) -> str | None:
+    """The name of the run's task `task_key`, or None when the run has no such task."""
+    name: str | None = conn.execute(
+        sa.text("SELECT name FROM app.run_tasks WHERE run_id = :run_id AND task_key = :key"),
+        {"run_id": run_id, "key": task_key},
+    ).scalar_one_or_none()
+    return name
+
+
+def list_task_keys(conn: sa.Connection, *, run_id: str) -> list[str]:
+    """The run's task keys in task-list order."""
+    return list(
+        conn.execute(
+            sa.text("SELECT task_key FROM app.run_tasks WHERE run_id = :run_id ORDER BY position"),
+            {"run_id": run_id},
+        ).scalars()
+    )
+
+
 def list_pending_views(
     conn: sa.Connection, *, run_id: str, offset: int, limit: int
 ) -> list[TaskView]:

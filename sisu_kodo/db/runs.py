@@ -81,6 +81,7 @@ class ApprovalRow:
     plan_sha256: str
     tasks_sha256: str
     decided_at: datetime
+    workspace_sha256: str | None = None
 
 
 def insert_run(
@@ -406,10 +407,13 @@ def record_decision(
     key_name: str | None = None,
     client_addr: str | None = None,
     overrule: bool = False,
+    workspace_sha256: str | None = None,
 ) -> None:
     """The gate's decision; `decided_by` is the body's note, `key_id`/`key_name` the
-    authenticated principal (None while auth is off). `overrule`: a rejection at the
-    canary gate replaces the approval that let the canary run (the events keep both)."""
+    authenticated principal (None while auth is off); `workspace_sha256` the snapshot
+    the decided tasks work on (None for a run without a workspace). `overrule`: a
+    rejection at the canary gate replaces the approval that let the canary run (the
+    events keep both; the workspace the canary ran on stays recorded)."""
     conflict = (
         " ON CONFLICT (run_id) DO UPDATE SET decision = EXCLUDED.decision,"
         " decided_by = EXCLUDED.decided_by, notes = EXCLUDED.notes, key_id = EXCLUDED.key_id,"
@@ -422,8 +426,9 @@ def record_decision(
         sa.text(
             """
             INSERT INTO app.plan_approvals (run_id, decision, decided_by, notes, plan_sha256,
-                tasks_sha256, key_id, key_name, client_addr)
-            VALUES (:run_id, :decision, :by, :notes, :plan, :tasks, :key_id, :key_name, :addr)
+                tasks_sha256, key_id, key_name, client_addr, workspace_sha256)
+            VALUES (:run_id, :decision, :by, :notes, :plan, :tasks, :key_id, :key_name, :addr,
+                :workspace)
             """
             + conflict
         ),
@@ -437,6 +442,7 @@ def record_decision(
             "key_id": key_id,
             "key_name": key_name,
             "addr": client_addr,
+            "workspace": workspace_sha256,
         },
     )
 
@@ -444,8 +450,8 @@ def record_decision(
 def read_decision(conn: sa.Connection, *, run_id: str) -> ApprovalRow | None:
     row = conn.execute(
         sa.text(
-            "SELECT decision, decided_by, notes, plan_sha256, tasks_sha256, decided_at"
-            " FROM app.plan_approvals WHERE run_id = :run_id"
+            "SELECT decision, decided_by, notes, plan_sha256, tasks_sha256, decided_at,"
+            " workspace_sha256 FROM app.plan_approvals WHERE run_id = :run_id"
         ),
         {"run_id": run_id},
     ).one_or_none()

@@ -18,6 +18,8 @@ class CompileRequest(BaseModel):
     inputs: dict[str, Any]
     constraints: dict[str, Any]
     taskCount: int
+    # The captured workspace's summary (files with sizes, the README's start), if any.
+    workspace: dict[str, Any] | None = None
 
 
 class PlanResult(BaseModel):

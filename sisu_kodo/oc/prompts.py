@@ -43,6 +43,17 @@ The plan has:
 Never edit files or run commands yourself: you only plan.
 """
 
+# Added only for a run with a workspace, so the prompts (and fixture keys) of runs
+# without one are unchanged.
+WORKSPACE_TEMPLATE = """
+Every task starts in its own copy of this workspace, as its working folder
+({file_count} file(s), {size} bytes{truncated}):
+{files}
+README (first lines):
+{readme}
+Plan commands that work on these files; what they change is returned as a diff.
+"""
+
 
 class PlanAnswer(Plan):
     """The plan as the model must give it: the stored Plan shape, tighter bounds."""
@@ -111,13 +122,26 @@ def plan_ask(request: CompileRequest) -> PlanAsk:
         inputs=canonical_json(request.inputs),
         constraints=canonical_json(request.constraints),
         task_count=request.taskCount,
-    )
+    ) + _workspace_section(request.workspace)
     return PlanAsk(
         agent=PLAN_AGENT,
         schema=schema,
         schema_hash=content_hash(schema),
         prompt=prompt,
         version=PROMPT_VERSION,
+    )
+
+
+def _workspace_section(summary: dict[str, Any] | None) -> str:
+    if not summary:
+        return ""
+    files = "\n".join(f"- {f['path']} ({f['size']} bytes)" for f in summary.get("files", []))
+    return WORKSPACE_TEMPLATE.format(
+        file_count=summary.get("fileCount", 0),
+        size=summary.get("size", 0),
+        truncated=", list cut short" if summary.get("filesTruncated") else "",
+        files=files or "(no files)",
+        readme=summary.get("readme") or "(no README)",
     )
 
 

@@ -37,17 +37,23 @@ from e2b.exceptions import (
 )
 
 from sisu_kodo.contracts.sandbox import ErrCode, FileOut, SandboxRequest, SandboxResult
+from sisu_kodo.contracts.workspaces import WorkspaceDiff
 from sisu_kodo.sbx.failures import classify_exception, classify_exit
 from sisu_kodo.sbx.files import (
     ArtifactResolver,
     FileTransferError,
+    SnapshotReader,
     file_in_bytes,
     file_out,
     matches_any,
     safe_relpath,
+    snapshot_bytes,
 )
 from sisu_kodo.sbx.port import ProviderHealth
 from sisu_kodo.sbx.results import DEFAULT_OUTPUT_CAP_BYTES, Captured, sandbox_result
+from sisu_kodo.workspaces import diff_files, files_of, read_archive, read_snapshot
+from sisu_kodo.workspaces.diffs import WORK_TREE_CAPS
+from sisu_kodo.workspaces.errors import ArchiveError
 
 OWNER_KEY = "sisu.owner"
 OWNER_VALUE = "sisu-kodo"
@@ -57,6 +63,10 @@ DEADLINE_KEY = "sisu.deadline"
 STATUS_DIR = ".sisu"
 # The sandbox outlives the command by this much, so a crashed worker's sandbox still dies.
 _LIFETIME_MARGIN_S = 60
+# The snapshot is uploaded as one tar and unpacked in the work folder; after the command
+# the work folder comes back as one tar (without STATUS_DIR) for the diff.
+WORKSPACE_TAR = f"{STATUS_DIR}/workspace.tar"
+AFTER_TAR = f"{STATUS_DIR}/after.tar"
 
 
 class Phase(StrEnum):
@@ -142,8 +152,10 @@ class E2BSandboxProvider:
         workdir: str = "/home/user",
         output_cap_bytes: int = DEFAULT_OUTPUT_CAP_BYTES,
         resolver: ArtifactResolver | None = None,
+        snapshots: SnapshotReader | None = None,
     ) -> None:
         self._conn = connection
+        self._snapshots = snapshots
         self._template = template
         self._workdir = workdir.rstrip("/")
         self._cap = output_cap_bytes
@@ -189,6 +201,7 @@ class E2BSandboxProvider:
                 return str(existing[0].sandbox_id)
             self._guard(Phase.CREATE, lambda: self.kill_leftovers(request.taskKey))
             self._create(state)
+            self._upload_workspace(state)
             self._upload(state)
             self._launch(state)
         except _Failed as failed:
@@ -217,6 +230,8 @@ class E2BSandboxProvider:
             self._await_exit(state)
             if request.collect and state.err in (None, ErrCode.CMD_NONZERO):
                 state.files_out = self._download(state)
+            if request.workspaceSha256 and state.err in (None, ErrCode.CMD_NONZERO):
+                state.diff = self._workspace_diff(state, request.workspaceSha256)
         except _Failed as failed:
             state.err, state.message = failed.code, str(failed)
             if self._gone(ref):  # killed under us (a cancel) or expired: nothing to collect
@@ -260,6 +275,37 @@ class E2BSandboxProvider:
             ),
         )
         state.boot_ms = int((time.monotonic() - boot) * 1000)
+
+    def _upload_workspace(self, state: _Attempt) -> None:
+        """The snapshot into the work folder: one tar uploaded, unpacked, removed."""
+        sha256 = state.request.workspaceSha256
+        if sha256 is None:
+            return
+        sandbox = state.sandbox
+        raw = self._guard(Phase.UPLOAD, lambda: snapshot_bytes(self._snapshots, sha256))
+        self._guard(
+            Phase.UPLOAD, lambda: sandbox.files.write(f"{self._workdir}/{WORKSPACE_TAR}", raw)
+        )
+        unpack = f"tar -xf {WORKSPACE_TAR} --no-same-owner && rm -f {WORKSPACE_TAR}"
+        self._guard(Phase.UPLOAD, lambda: self._transfer_command(sandbox, unpack))
+
+    def _workspace_diff(self, state: _Attempt, sha256: str) -> WorkspaceDiff:
+        """The work folder comes back as one tar, read as safely as an upload."""
+        sandbox = state.sandbox
+        pack = f"tar -cf {AFTER_TAR} --exclude=./{STATUS_DIR} ."
+        self._guard(Phase.DOWNLOAD, lambda: self._transfer_command(sandbox, pack))
+        path = f"{self._workdir}/{AFTER_TAR}"
+        after = bytes(self._guard(Phase.DOWNLOAD, lambda: sandbox.files.read(path, "bytes")))
+        before = self._guard(Phase.DOWNLOAD, lambda: snapshot_bytes(self._snapshots, sha256))
+        diff: WorkspaceDiff = self._guard(Phase.DOWNLOAD, lambda: _diff_of(before, after))
+        return diff
+
+    def _transfer_command(self, sandbox: Any, command: str) -> None:
+        """A command moving the workspace; its failure is a transfer's, not the task's."""
+        try:
+            sandbox.commands.run(command, cwd=self._workdir)
+        except CommandExitException as exc:
+            raise FileTransferError(f"`{command}` failed: {exc}") from exc
 
     def _upload(self, state: _Attempt) -> None:
         sandbox = state.sandbox
@@ -358,6 +404,7 @@ class E2BSandboxProvider:
             boot_ms=state.boot_ms,
             files_out=state.files_out,
             isolation="microvm",
+            workspace_diff=state.diff,
         )
 
     # --- leftovers ---
@@ -400,6 +447,15 @@ class _Attempt:
     message: str | None = None
     files_out: list[FileOut] = field(default_factory=list)
     ref: str | None = None
+    diff: WorkspaceDiff | None = None
+
+
+def _diff_of(before: bytes, after: bytes) -> WorkspaceDiff:
+    try:
+        changed = files_of(read_archive(after, WORK_TREE_CAPS))
+    except ArchiveError as exc:
+        raise FileTransferError(f"the work folder came back unreadable: {exc}") from exc
+    return diff_files(files_of(read_snapshot(before).entries), changed)
 
 
 def _identity(request: SandboxRequest) -> dict[str, str]:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 
+from sisu_kodo.blobs import create_blob_store
 from sisu_kodo.config import (
     ConfigError,
     SandboxMode,
@@ -18,29 +20,45 @@ from sisu_kodo.config import (
     SandboxSettings,
     Settings,
 )
-from sisu_kodo.sbx.files import ArtifactResolver
+from sisu_kodo.sbx.files import ArtifactResolver, SnapshotReader
 from sisu_kodo.sbx.mock import MockSandboxProvider
 from sisu_kodo.sbx.port import SandboxProvider
 
 log = logging.getLogger("sisu_kodo.sbx")
 
-Builder = Callable[[SandboxSettings, ArtifactResolver | None], SandboxProvider]
+
+@dataclass(frozen=True)
+class Sources:
+    """Where a provider reads what it places in a sandbox: files in, workspace snapshots."""
+
+    resolver: ArtifactResolver | None = None
+    snapshots: SnapshotReader | None = None
+
+
+Builder = Callable[[SandboxSettings, Sources], SandboxProvider]
 
 
 def create_provider(
-    settings: Settings, *, resolver: ArtifactResolver | None = None
+    settings: Settings,
+    *,
+    resolver: ArtifactResolver | None = None,
+    snapshots: SnapshotReader | None = None,
 ) -> SandboxProvider:
-    """The provider the settings ask for; raises ConfigError when none can run."""
+    """The provider the settings ask for; raises ConfigError when none can run. Workspace
+    snapshots are read from `snapshots`, by default the settings' blob store."""
+    if snapshots is None:
+        snapshots = create_blob_store(settings).get
+    sources = Sources(resolver, snapshots)
     sandboxes = settings.sandboxes
     if sandboxes.sb_mode is SandboxMode.MOCK:
-        return _mock(sandboxes, resolver)
+        return _mock(sandboxes, sources)
     wanted = sandboxes.sbx_provider or _auto_choice(sandboxes)
     try:
-        return _build(wanted, sandboxes, resolver)
+        return _build(wanted, sandboxes, sources)
     except ConfigError as first:
         for name in (n for n in sandboxes.sbx_fallback if n is not wanted):
             try:
-                provider = _build(name, sandboxes, resolver)
+                provider = _build(name, sandboxes, sources)
             except ConfigError as exc:
                 log.warning("sandbox fallback %s unavailable: %s", name.value, exc)
                 continue
@@ -60,10 +78,10 @@ def _strict(sandboxes: SandboxSettings) -> bool:
 
 
 def _build(
-    name: SandboxProviderName, sandboxes: SandboxSettings, resolver: ArtifactResolver | None
+    name: SandboxProviderName, sandboxes: SandboxSettings, sources: Sources
 ) -> SandboxProvider:
     try:
-        return _BUILDERS[name](sandboxes, resolver)
+        return _BUILDERS[name](sandboxes, sources)
     except ImportError as exc:
         raise ConfigError(
             f"invalid SBX_PROVIDER={name.value!r}: its SDK is not installed"
@@ -71,7 +89,7 @@ def _build(
         ) from exc
 
 
-def _local(sandboxes: SandboxSettings, resolver: ArtifactResolver | None) -> SandboxProvider:
+def _local(sandboxes: SandboxSettings, sources: Sources) -> SandboxProvider:
     from sisu_kodo.sbx.local import LocalLimits, LocalSandboxProvider
 
     local = sandboxes.local
@@ -86,11 +104,12 @@ def _local(sandboxes: SandboxSettings, resolver: ArtifactResolver | None) -> San
             processes=local.max_processes,
             output_cap_bytes=sandboxes.artifact_max_bytes,
         ),
-        resolver=resolver,
+        resolver=sources.resolver,
+        snapshots=sources.snapshots,
     )
 
 
-def _e2b(sandboxes: SandboxSettings, resolver: ArtifactResolver | None) -> SandboxProvider:
+def _e2b(sandboxes: SandboxSettings, sources: Sources) -> SandboxProvider:
     e2b = sandboxes.e2b
     if e2b.api_key is None and _strict(sandboxes):
         raise ConfigError(
@@ -112,11 +131,12 @@ def _e2b(sandboxes: SandboxSettings, resolver: ArtifactResolver | None) -> Sandb
         connection,
         template=e2b.template,
         output_cap_bytes=sandboxes.artifact_max_bytes,
-        resolver=resolver,
+        resolver=sources.resolver,
+        snapshots=sources.snapshots,
     )
 
 
-def _microsandbox(sandboxes: SandboxSettings, resolver: ArtifactResolver | None) -> SandboxProvider:
+def _microsandbox(sandboxes: SandboxSettings, sources: Sources) -> SandboxProvider:
     from sisu_kodo.sbx.microsandbox import MicrosandboxProvider, virtualization_problem
 
     problem = virtualization_problem()
@@ -128,11 +148,11 @@ def _microsandbox(sandboxes: SandboxSettings, resolver: ArtifactResolver | None)
         image=sandboxes.microsandbox.image,
         boot_timeout_s=sandboxes.microsandbox.boot_timeout_seconds,
         output_cap_bytes=sandboxes.artifact_max_bytes,
-        resolver=resolver,
+        resolver=sources.resolver,
     )
 
 
-def _mock(sandboxes: SandboxSettings, resolver: ArtifactResolver | None) -> SandboxProvider:
+def _mock(sandboxes: SandboxSettings, sources: Sources) -> SandboxProvider:
     return MockSandboxProvider(
         latency_ms=sandboxes.mock_latency_ms,
         journal_dir=sandboxes.mock_journal_dir,

@@ -20,8 +20,23 @@ ArtifactResolver = Callable[[str], bytes]
 """Turns a FileIn's artifactUri into the file's bytes (the artifact store owns this)."""
 
 
+SnapshotReader = Callable[[str], bytes]
+"""Turns a workspace snapshot's sha256 into its tar bytes (the blob store owns this)."""
+
+
 class FileTransferError(Exception):
     """A working file could not be placed in, or collected from, the sandbox."""
+
+
+def snapshot_bytes(reader: SnapshotReader | None, sha256: str) -> bytes:
+    """The snapshot's tar, checked against its sha256 by the store; any failure means the
+    workspace never arrived (UPLOAD_FAIL, retried as the taxonomy says)."""
+    if reader is None:
+        raise FileTransferError(f"workspace {sha256}: this provider has no blob store")
+    try:
+        return reader(sha256)
+    except Exception as exc:  # any store failure (missing, altered, unreachable)
+        raise FileTransferError(f"workspace {sha256} cannot be read: {exc}") from exc
 
 
 def safe_relpath(path: str) -> PurePosixPath:

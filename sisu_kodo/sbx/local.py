@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import logging
 import math
 import os
@@ -28,6 +29,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from dataclasses import dataclass
@@ -37,6 +39,7 @@ from typing import Any
 
 from sisu_kodo.config import ConfigError, IsolationChoice
 from sisu_kodo.contracts.sandbox import ErrCode, FileOut, SandboxRequest, SandboxResult
+from sisu_kodo.contracts.workspaces import WorkspaceDiff
 from sisu_kodo.sbx.attempts import (
     AttemptDir,
     cgroup_name,
@@ -50,14 +53,18 @@ from sisu_kodo.sbx.failures import classify_exit, no_output_result
 from sisu_kodo.sbx.files import (
     ArtifactResolver,
     FileTransferError,
+    SnapshotReader,
     file_in_bytes,
     file_out,
     matches_any,
     safe_relpath,
+    snapshot_bytes,
 )
 from sisu_kodo.sbx.port import ProviderHealth
 from sisu_kodo.sbx.processes import child_setup
 from sisu_kodo.sbx.results import DEFAULT_OUTPUT_CAP_BYTES, Captured, sandbox_result
+from sisu_kodo.workspaces import diff_files, files_of, read_snapshot, read_work_tree
+from sisu_kodo.workspaces.errors import ArchiveError
 
 log = logging.getLogger("sisu_kodo.sbx")
 
@@ -111,6 +118,7 @@ class LocalSandboxProvider:
         sandbox_uid: int = 65534,
         limits: LocalLimits | None = None,
         resolver: ArtifactResolver | None = None,
+        snapshots: SnapshotReader | None = None,
     ) -> None:
         self._work_root = work_root or Path(tempfile.gettempdir()) / "sisu-sbx"
         self._work_root.mkdir(parents=True, exist_ok=True)
@@ -118,6 +126,7 @@ class LocalSandboxProvider:
         os.chmod(self._work_root, 0o711)
         self._limits = limits or LocalLimits()
         self._resolver = resolver
+        self._snapshots = snapshots
         # Root never runs task code: the sandbox gets an unprivileged uid instead.
         self._uid = sandbox_uid if os.geteuid() == 0 else None
         self._bwrap = bwrap or (find_bwrap() if isolation is not IsolationChoice.PROCESS else None)
@@ -248,8 +257,9 @@ class LocalSandboxProvider:
         staged.tmp.mkdir(mode=0o700)
         write_json_atomic(staged.plan, self._plan(request))
         try:
+            self._extract_workspace(request, staged.work)
             self._place_files(request, staged.work)
-        except (FileTransferError, OSError) as exc:
+        except (FileTransferError, OSError, tarfile.TarError) as exc:
             write_json_atomic(staged.status, {"uploadError": str(exc), "wallMs": 0})
             return
         self._hand_over(staged)
@@ -287,6 +297,21 @@ class LocalSandboxProvider:
             # CPU seconds as a backstop to the wall deadline, scaled by the cores asked for.
             (resource.RLIMIT_CPU, math.ceil(timeout_s * max(cpu or 1.0, 1.0)) + 1),
         ]
+
+    def _extract_workspace(self, request: SandboxRequest, work: Path) -> None:
+        """The snapshot, extracted into the attempt's own folder (the source is never bound)."""
+        if request.workspaceSha256 is None:
+            return
+        raw = snapshot_bytes(self._snapshots, request.workspaceSha256)
+        with tarfile.open(fileobj=io.BytesIO(raw), mode="r:") as tar:
+            # Our snapshots are checked when built; the data filter is the second lock.
+            tar.extractall(work, filter="data")
+
+    def _workspace_diff(self, request: SandboxRequest, work: Path) -> WorkspaceDiff | None:
+        if request.workspaceSha256 is None:
+            return None
+        raw = snapshot_bytes(self._snapshots, request.workspaceSha256)
+        return diff_files(files_of(read_snapshot(raw).entries), read_work_tree(work))
 
     def _place_files(self, request: SandboxRequest, work: Path) -> None:
         for file in request.files:
@@ -367,10 +392,12 @@ class LocalSandboxProvider:
     ) -> SandboxResult:
         err, message = _classify(status, attempt.canceled.exists())
         files_out: list[FileOut] = []
-        if err in (ErrCode.NONE, ErrCode.CMD_NONZERO) and request.collect:
+        diff = None
+        if err in (ErrCode.NONE, ErrCode.CMD_NONZERO):
             try:
-                files_out = self._collect(attempt.work, request.collect)
-            except (FileTransferError, OSError) as exc:
+                files_out = self._collect(attempt.work, request.collect) if request.collect else []
+                diff = self._workspace_diff(request, attempt.work)
+            except (FileTransferError, OSError, ArchiveError) as exc:
                 err, message = ErrCode.DOWNLOAD_FAIL, str(exc)
         return sandbox_result(
             request,
@@ -388,6 +415,7 @@ class LocalSandboxProvider:
             mem_peak_mb=status.get("memPeakMb"),
             files_out=files_out,
             isolation=self.isolation.value,
+            workspace_diff=diff,
         )
 
     def _lost(

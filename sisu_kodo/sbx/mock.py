@@ -1,5 +1,8 @@
 """The mock provider: deterministic output, configurable latency, injected faults.
 
+It extracts no workspace: for a request with one it records that it would (a line of its
+stdout naming the snapshot) and reports an empty diff.
+
 It executes inside the worker process (in `wait`), so a crash loses the execution;
 with an execution journal it answers LOST for an attempt that started and never
 finished, and returns a finished attempt's recorded result, never running it twice.
@@ -12,6 +15,7 @@ import time
 from pathlib import Path
 
 from sisu_kodo.contracts.sandbox import ErrCode, SandboxRequest, SandboxResult
+from sisu_kodo.contracts.workspaces import WorkspaceDiff
 from sisu_kodo.sbx.faults import FAULT_LABEL, LATENCY_LABEL, OUTPUT_LABEL, Fault
 from sisu_kodo.sbx.journal import ExecutionJournal
 from sisu_kodo.sbx.port import ProviderHealth
@@ -95,9 +99,12 @@ class MockSandboxProvider:
             message = f"mock: `{request.command}` exited with 1"
             return self._result(request, ref, started, ErrCode.CMD_NONZERO, 1, message)
         padding = "x" * int(request.labels.get(OUTPUT_LABEL, 0))
-        return self._result(
-            request, ref, started, ErrCode.NONE, 0, stdout=f"OK: {request.command}\n{padding}"
-        )
+        stdout = f"OK: {request.command}\n{padding}"
+        if request.workspaceSha256 is None:
+            return self._result(request, ref, started, ErrCode.NONE, 0, stdout=stdout)
+        stdout += f"mock: would extract workspace {request.workspaceSha256} first\n"
+        result = self._result(request, ref, started, ErrCode.NONE, 0, stdout=stdout)
+        return result.model_copy(update={"workspaceDiff": WorkspaceDiff()})
 
     def _result(
         self,

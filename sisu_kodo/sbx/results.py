@@ -14,6 +14,7 @@ from sisu_kodo.contracts.sandbox import (
     SandboxResult,
     truncation_marker,
 )
+from sisu_kodo.contracts.workspaces import WorkspaceDiff
 
 DEFAULT_OUTPUT_CAP_BYTES = 1 << 20
 
@@ -63,6 +64,7 @@ def sandbox_result(
     cpu_ms: int | None = None,
     mem_peak_mb: float | None = None,
     wall_ms: int | None = None,
+    workspace_diff: WorkspaceDiff | None = None,
 ) -> SandboxResult:
     """One attempt's result; `started` is its `time.monotonic()` start, for wallMs
     (unless the sandbox measured its own `wall_ms`)."""
@@ -88,4 +90,5 @@ def sandbox_result(
         ),
         filesOut=files_out or [],
         isolation=isolation,
+        workspaceDiff=workspace_diff,
     )

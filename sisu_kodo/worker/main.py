@@ -16,6 +16,7 @@ from types import FrameType
 import uvicorn
 from dbos import DBOS, DBOSClient, SQLAlchemyDatasource
 
+from sisu_kodo.blobs import create_blob_store
 from sisu_kodo.config import APP_NAME, Settings
 from sisu_kodo.db.databases import open_databases
 from sisu_kodo.db.engine import libpq_url, same_database, sqlalchemy_url
@@ -47,7 +48,8 @@ def run_worker(settings: Settings) -> None:
     # Before any database work: a bad planner configuration, or (strict mode) a missing or
     # unhealthy OpenCode, stops the worker with one line.
     opencode = await_opencode(settings)
-    sandbox = create_provider(settings)
+    blobs = create_blob_store(settings)
+    sandbox = create_provider(settings, snapshots=blobs.get)
     with ExitStack() as resources:
         databases = resources.enter_context(open_databases(settings))
         settings = databases.settings
@@ -74,6 +76,7 @@ def run_worker(settings: Settings) -> None:
             datasource=datasource,
             planner=planner,
             sandbox=sandbox,
+            blobs=blobs,
         )
         runtime.bind(rt)
         resources.callback(DBOS.destroy, workflow_completion_timeout_sec=0)

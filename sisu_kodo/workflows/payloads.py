@@ -7,6 +7,8 @@ top-level, importable from this module path, and keep their field names.
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, Field
 
 from sisu_kodo.contracts.plans import Plan, TaskSpec
@@ -35,6 +37,15 @@ class TaskRun(BaseModel):
     # Attempts earlier rounds of a retried run used: this round's first attempt is
     # attempt_offset + 1, and its retry budget counts from there.
     attempt_offset: int = Field(0, ge=0)
+    # The approved workspace snapshot the task starts in, if the run has one.
+    workspace_sha256: str | None = None
+
+
+class CapturedWorkspace(BaseModel):
+    """What the capture at run start recorded: the snapshot and the planner's summary."""
+
+    sha256: str
+    summary: dict[str, Any]
 
 
 class ExecutionStart(BaseModel):

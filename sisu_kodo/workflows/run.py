@@ -3,7 +3,8 @@
 A run executes as two workflows on `intentQ` (same partition key), split at the
 approval gate so that a run waiting for a human holds no queue slot:
 
-    run_plan_workflow     CompileST -> DecideST -> gate opened (waiting_input); ends
+    run_plan_workflow     capture the workspace (if any) -> CompileST -> DecideST ->
+                          gate opened (waiting_input); ends
     (human approves: the API enqueues the continuation)
     run_execute_workflow  ExecuteST: fan out one sandbox_task_workflow per task on sbxQ,
                           at most `workload.concurrency` in flight, then aggregate
@@ -21,7 +22,7 @@ from sisu_kodo.errors import AppError
 from sisu_kodo.notify import delivery as _registers_webhook_workflow  # noqa: F401
 from sisu_kodo.workflows.names import EXECUTE_WORKFLOW, PLAN_WORKFLOW, TASK_WORKFLOW
 from sisu_kodo.workflows.payloads import BudgetStop, TaskOutcome, TaskRun
-from sisu_kodo.workflows.steps import attempts, execution, ledger, planning
+from sisu_kodo.workflows.steps import attempts, execution, ledger, planning, workspaces
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,12 @@ def run_plan_workflow(run_id: str) -> str:
             return "skipped"
         recorded = start.recorded
         if recorded is None:
-            recorded = planning.record_plan(run_id, planning.compile_plan(start.request))
+            # Captured before planning, so the planner sees the files it plans for.
+            workspace = workspaces.capture_workspace(run_id)
+            request = start.request
+            if workspace is not None:
+                request = request.model_copy(update={"workspace": workspace.summary})
+            recorded = planning.record_plan(run_id, planning.compile_plan(request))
         planning.decide_and_open_gate(run_id, recorded)
     return "waiting_input"
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 from dbos import DBOSClient, SQLAlchemyDatasource
 
+from sisu_kodo.blobs.port import BlobStore, Spill
 from sisu_kodo.config import Settings
 from sisu_kodo.oc.port import Planner
 from sisu_kodo.sbx.port import SandboxProvider
@@ -63,6 +64,19 @@ class Runtime:
     # Set by the worker's task listener; fan-outs waiting on their tasks sleep on it.
     wakeups: TaskWakeups = field(default_factory=TaskWakeups)
     task_steps: TaskSteps = field(default_factory=TaskSteps)
+    # Workspace snapshots and large task outputs (SISU_BLOB_STORE).
+    blobs: BlobStore | None = None
+
+    def spill(self) -> Spill | None:
+        """Where task outputs above SISU_ARTIFACT_INLINE_MAX_BYTES go, if anywhere."""
+        if self.blobs is None:
+            return None
+        return Spill(self.blobs, self.settings.workspaces.inline_max_bytes)
+
+    def require_blobs(self) -> BlobStore:
+        if self.blobs is None:
+            raise RuntimeError("no blob store bound: a workspace run needs one")
+        return self.blobs
 
 
 log = logging.getLogger(__name__)

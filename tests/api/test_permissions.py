@@ -17,7 +17,8 @@ import sqlalchemy as sa
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from sisu_kodo.db import artifacts
+from sisu_kodo.contracts.plans import TaskSpec
+from sisu_kodo.db import artifacts, run_tasks, workspaces
 from sisu_kodo.db.engine import create_engine
 from tests.fixtures.auth import api_client, bearer, make_key
 from tests.fixtures.postgres import TestDatabases
@@ -90,6 +91,11 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "/webhooks"): Route("webhooks", tenant_scoped=False),
     ("DELETE", "/webhooks/{webhook_id}"): Route("webhooks", tenant_scoped=True),
     ("GET", "/runs/{run_id}/deliveries"): Route("read", tenant_scoped=True),
+    # An empty upload: past auth it is a 400, and nothing is written.
+    ("POST", "/workspaces"): Route("submit", tenant_scoped=False),
+    ("GET", "/workspaces/{workspace_id}"): Route("read", tenant_scoped=True),
+    ("GET", "/runs/{run_id}/diff"): Route("read", tenant_scoped=True),
+    ("GET", "/runs/{run_id}/tasks/{task_key}/diff"): Route("read", tenant_scoped=True),
 }
 
 
@@ -137,7 +143,8 @@ def world(databases: TestDatabases) -> Iterator[World]:
 def _seed(
     client: TestClient, engine: sa.Engine, root: str, tenant: str, spare: str
 ) -> dict[str, str]:
-    """An intent with a (queued) run in `tenant`, and an artifact of that run."""
+    """An intent with a (queued) run in `tenant`, an artifact and a task of that run, and an
+    uploaded workspace of the tenant."""
     auth = bearer(root)
     intent_id = client.post("/intents", json={"goal": tenant}, headers=auth).json()["intentId"]
     body = {**RUN_START, "queuePartitionKey": tenant}
@@ -149,6 +156,21 @@ def _seed(
         artifacts.put_artifact(
             conn, uri=uri, run_id=run_id, step_id="CompileST", kind="plan_card", content=b"{}"
         )
+        task = TaskSpec(
+            taskKey=f"{len(tenant):064x}", index=1, name="t", command="true", timeoutMs=1
+        )
+        run_tasks.record_tasks(conn, run_id=run_id, tasks=[task])
+        workspace_id = f"ws_{tenant.encode().hex()}"
+        workspaces.create_workspace(
+            conn,
+            workspace_id=workspace_id,
+            tenant=tenant,
+            created_by_key_id=None,
+            snapshot_sha256="0" * 64,
+            file_count=0,
+            size=0,
+            manifest={},
+        )
     hook = {"url": "https://hooks.example.com/sisu", "events": ["run.failed"], "tenant": tenant}
     created = client.post("/webhooks", json=hook, headers=auth)
     assert created.status_code == 201, created.text
@@ -159,6 +181,8 @@ def _seed(
         "key_id": spare,
         "tenant": tenant,
         "webhook_id": created.json()["id"],
+        "task_key": task.taskKey,
+        "workspace_id": workspace_id,
     }
 
 

@@ -17,7 +17,7 @@ router = APIRouter(tags=["artifacts"])
 def get_artifact(uri: str, request: Request, state: StateDep, caller: ReaderDep) -> Response:
     """An artifact's bytes by its (URL-encoded) `artifact://` URI; ETag is its sha256."""
     with state.engine.connect() as conn:
-        found = service.read_visible_artifact(conn, caller.principal, uri=uri)
+        found = service.read_visible_artifact(conn, caller.principal, uri=uri, blobs=state.blobs)
     etag = f'"{found.meta.sha256}"'
     headers = {"ETag": etag, "X-Content-SHA256": found.meta.sha256}
     if request.headers.get("if-none-match") == etag:

@@ -95,7 +95,9 @@ def approve_plan(
     """Approve the plan; the gate opens (the decided tasks fan out) at the recipe's
     requiredApprovals-th distinct approver. Only while the run waits for approval."""
     with audited_unit(state, caller, status=202) as unit:
-        return service.approve_plan(unit, run_id=run_id, body=body, caller=caller)
+        return service.approve_plan(
+            unit, run_id=run_id, body=body, caller=caller, blobs=state.blobs
+        )
 
 
 @router.post(
@@ -193,7 +195,9 @@ def post_event(
         )
         event = _parse_event(body)
         if isinstance(event, ApproveEvent):
-            return service.approve_plan(unit, run_id=run_id, body=event.payload, caller=caller)
+            return service.approve_plan(
+                unit, run_id=run_id, body=event.payload, caller=caller, blobs=state.blobs
+            )
         if isinstance(event, RejectEvent):
             return service.reject_plan(unit.conn, run_id=run_id, body=event.payload, caller=caller)
         return service.comment(unit.conn, run_id=run_id, body=event.payload, caller=caller)

@@ -62,7 +62,7 @@ def run_page(
     with state.engine.connect() as conn:
         row = service.require_visible_run(conn, visitor.principal, run_id=run_id)
         may_decide = service.may_decide(conn, visitor.principal, row)
-        card = readers.read_plan(conn, visitor.principal, run)
+        card = readers.read_plan(conn, visitor.principal, run, blobs=state.blobs)
         events = views.list_event_views(conn, run_id=run_id)
         nav = nav_of(conn, visitor.principal, "runs")
     return html(
@@ -126,7 +126,12 @@ def task_page(run_id: IdPath, task_key: IdPath, request: Request, visitor: Reade
     state = runtime_of(request).state()
     with state.engine.connect() as conn:
         detail = readers.task_detail(
-            conn, visitor.principal, run_id=run_id, task_key=task_key, settings=state.settings
+            conn,
+            visitor.principal,
+            run_id=run_id,
+            task_key=task_key,
+            settings=state.settings,
+            blobs=state.blobs,
         )
         nav = nav_of(conn, visitor.principal, "runs")
     return html(request, visitor, "task.html", nav=nav, run_id=run_id, detail=detail)
@@ -143,7 +148,7 @@ def download_artifact(
     state = runtime_of(request).state()
     with state.engine.connect() as conn:
         service.require_visible_run(conn, visitor.principal, run_id=run_id)
-        found = service.read_visible_artifact(conn, visitor.principal, uri=uri)
+        found = service.read_visible_artifact(conn, visitor.principal, uri=uri, blobs=state.blobs)
     # A file's name comes from the task: keep only characters safe in a header.
     name = re.sub(r"[^A-Za-z0-9._-]", "_", uri.rsplit("/", 1)[-1]) or "artifact"
     return Response(

@@ -78,6 +78,7 @@ def _run_sandbox_attempt(run_id: str, task: TaskRun) -> TaskOutcome:
             env=spec.env,
             timeoutMs=spec.timeoutMs,
             labels=spec.labels,
+            workspaceSha256=task.workspace_sha256,
         )
         if claim.sandbox_ref is not None:
             _adopt_reconnecting(rt.engine, request)
@@ -309,9 +310,11 @@ def _response_of(result: SandboxResult) -> dict[str, Any]:
 
 
 def _store_task_artifacts(conn: sa.Connection, run_id: str, outcome: SandboxResult) -> None:
-    """stdout, stderr and files out of one attempt, plus the attempt's artifact index."""
+    """stdout, stderr, files out and the workspace diff of one attempt, plus the attempt's
+    artifact index; those above the inline threshold go to the blob store."""
     task_key = outcome.taskKey
     prefix = f"attempt/{outcome.attempt}"
+    spill = runtime.current().spill()
     items = []
     for kind, name, content, truncated in _task_outputs(outcome):
         stored = artifacts.put_artifact(
@@ -322,6 +325,7 @@ def _store_task_artifacts(conn: sa.Connection, run_id: str, outcome: SandboxResu
             task_key=task_key,
             kind=kind,
             content=content,
+            spill=spill,
         )
         items.append(
             {
@@ -361,4 +365,9 @@ def _task_outputs(outcome: SandboxResult) -> list[tuple[str, str, bytes, bool]]:
     for produced in outcome.filesOut:
         raw = base64.b64decode(produced.contentB64)
         outputs.append(("file", f"files/{produced.path}", raw, produced.truncated))
+    diff = outcome.workspaceDiff
+    if diff is not None:
+        listing = diff.model_copy(update={"patch": ""}).model_dump_json(exclude={"patch"})
+        outputs.append(("diff_patch", "diff.patch", diff.patch.encode(), False))
+        outputs.append(("diff_index", "diff.json", listing.encode(), False))
     return outputs

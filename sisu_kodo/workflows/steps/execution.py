@@ -6,6 +6,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from dbos import DBOS
 
+from sisu_kodo.blobs import BlobIntegrityError, BlobMissingError
 from sisu_kodo.budgets import exhausted_message, measure
 from sisu_kodo.canonical import canonical_json, content_hash
 from sisu_kodo.contracts.artifacts import artifact_uri
@@ -18,7 +19,7 @@ from sisu_kodo.contracts.runs import (
     TaskView,
 )
 from sisu_kodo.contracts.sandbox import ErrCode
-from sisu_kodo.db import approvals, artifacts, executions, recovery, runs, sandbox_runs
+from sisu_kodo.db import approvals, artifacts, executions, recovery, runs, sandbox_runs, workspaces
 from sisu_kodo.db.engine import reconnecting
 from sisu_kodo.deadlines import WaitTimeout, wait_until
 from sisu_kodo.errors import AppError
@@ -35,7 +36,8 @@ TASK_POLL_SECONDS = 0.02
 
 @transaction("begin_execute")
 def begin_execute(conn: sa.Connection, run_id: str) -> ExecutionStart | None:
-    """Check the approval binds to the decided tasks and start an ExecuteST attempt.
+    """Check the approval binds to the decided tasks (and to the workspace snapshot, whose
+    stored bytes must still hash to it) and start an ExecuteST attempt.
 
     Returns the tasks still to run, each with the attempt number its new round starts
     after. None when the run is not (or no longer) approved and queued.
@@ -55,13 +57,14 @@ def begin_execute(conn: sa.Connection, run_id: str) -> ExecutionStart | None:
         and task_list.meta.sha256 == run.tasks_sha256
         and (approved.keys is None or approved_sha256(approved.keys) == approved.sha256)
     )
-    if not bound:
+    workspace = workspaces.read_run_workspace(conn, run_id=run_id)
+    workspace_sha256 = workspace.snapshot_sha256 if workspace else None
+    problem = None if bound else "the approval does not bind to the decided plan and task list"
+    if problem is None and decision is not None:
+        problem = _workspace_problem(decision.workspace_sha256, workspace_sha256)
+    if problem is not None:
         runs.transition(
-            conn,
-            run_id=run_id,
-            status=RunStatus.FAILED,
-            event="run.failed",
-            error="the approval does not bind to the decided plan and task list",
+            conn, run_id=run_id, status=RunStatus.FAILED, event="run.failed", error=problem
         )
         return None
     assert task_list is not None
@@ -84,7 +87,7 @@ def begin_execute(conn: sa.Connection, run_id: str) -> ExecutionStart | None:
     # never re-run; tasks outside the approved set never run.
     allowed = set(approved.keys) if approved.keys is not None else None
     to_run = [
-        TaskRun(spec=task, attempt_offset=view.attempt)
+        TaskRun(spec=task, attempt_offset=view.attempt, workspace_sha256=workspace_sha256)
         for task, view in zip(tasks, views, strict=True)
         if view.status != "succeeded" and (allowed is None or task.taskKey in allowed)
     ]
@@ -94,6 +97,22 @@ def begin_execute(conn: sa.Connection, run_id: str) -> ExecutionStart | None:
         partition_key=run.queue_partition_key,
         retry_count=run.retry_count,
     )
+
+
+def _workspace_problem(approved: str | None, captured: str | None) -> str | None:
+    """Why execution must not run on the captured snapshot, or None."""
+    if approved != captured:
+        return (
+            f"the approval binds workspace {approved or 'none'}, the run has"
+            f" {captured or 'none'}: execution refuses a snapshot that differs"
+        )
+    if captured is None:
+        return None
+    try:
+        runtime.current().require_blobs().get(captured)
+    except (BlobMissingError, BlobIntegrityError) as exc:
+        return f"the approved workspace snapshot cannot be used: {exc}"
+    return None
 
 
 def enqueue_tasks(

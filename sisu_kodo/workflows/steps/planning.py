@@ -17,7 +17,7 @@ from sisu_kodo.contracts.runs import (
     TaskPreview,
     Workload,
 )
-from sisu_kodo.db import artifacts, gates, intents, recipes, run_tasks, runs
+from sisu_kodo.db import artifacts, gates, intents, recipes, run_tasks, runs, workspaces
 from sisu_kodo.errors import AppError
 from sisu_kodo.gates.deadlines import approval_ttl
 from sisu_kodo.oc.port import CompileRequest, PlanResult
@@ -152,6 +152,8 @@ def decide_and_open_gate(conn: sa.Connection, run_id: str, recorded: RecordedPla
         content=canonical_json([task.model_dump() for task in tasks]).encode(),
     )
     run_tasks.record_tasks(conn, run_id=run_id, tasks=tasks)
+    workspace = workspaces.read_run_workspace(conn, run_id=run_id)
+    workspace_sha256 = workspace.snapshot_sha256 if workspace else None
     output = DecideOutput(
         planSha256=recorded.sha256,
         tasksSha256=stored.sha256,
@@ -163,6 +165,7 @@ def decide_and_open_gate(conn: sa.Connection, run_id: str, recorded: RecordedPla
             for t in tasks[:TASK_PREVIEW_LIMIT]
         ],
         tasksTruncated=len(tasks) > TASK_PREVIEW_LIMIT,
+        workspaceSha256=workspace_sha256,
     )
     runs.finish_step(conn, run_id=run_id, step_id=StepId.DECIDE, output=output.model_dump())
     runs.transition(
@@ -175,6 +178,7 @@ def decide_and_open_gate(conn: sa.Connection, run_id: str, recorded: RecordedPla
             "planSha256": recorded.sha256,
             "tasksSha256": stored.sha256,
             "taskCount": len(tasks),
+            "workspaceSha256": workspace_sha256,
         },
         last_step=StepId.DECIDE,
         next_action=NextAction.APPROVE_PLAN,
