@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sisu_kodo.client import SisuClient
 from sisu_kodo.db.engine import create_engine
 from tests.fixtures.postgres import TestDatabases, server_url
-from tests.fixtures.processes import Stack
+from tests.fixtures.processes import Stack, running
 
 TESTS = Path(__file__).resolve().parent
 # Every test in these directories starts a real server or sandbox.
@@ -56,13 +56,8 @@ def databases(pg_admin_url: str) -> Iterator[TestDatabases]:
 @pytest.fixture(scope="session")
 def stack(databases: TestDatabases, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """A worker and an API shim as separate processes, shared by the session."""
-    shared = Stack(databases.create(), tmp_path_factory.mktemp("stack"))
-    try:
-        shared.start_worker()
-        shared.start_api()
+    with running(Stack(databases.create(), tmp_path_factory.mktemp("stack"))) as shared:
         yield shared
-    finally:
-        shared.stop()
 
 
 @pytest.fixture(scope="session")

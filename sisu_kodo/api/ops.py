@@ -70,16 +70,13 @@ def decode_cursor(cursor: str | None) -> Position | None:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         at, run_id = raw.split("|", 1)
         moment = datetime.fromisoformat(at)
+        if moment.tzinfo is None or not run_id or "\x00" in run_id:
+            raise ValueError("not a position")
     except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
         raise InvalidRequestError(
             "invalid cursor: pass the nextCursor of the previous page",
             [{"path": "cursor", "message": "not a cursor this API issued"}],
         ) from exc
-    if moment.tzinfo is None or not run_id or "\x00" in run_id:
-        raise InvalidRequestError(
-            "invalid cursor: pass the nextCursor of the previous page",
-            [{"path": "cursor", "message": "not a cursor this API issued"}],
-        )
     return moment, run_id
 
 

@@ -281,10 +281,7 @@ def approve(
     """Approve the run's plan; with --wait, follow the fan-out to the end."""
     with remote(ctx) as client:
         accepted = client.approve_plan(run_id, by, note)
-        if as_json:
-            emit_json(accepted)
-        else:
-            console.print(f"approved: run {run_id} is {accepted.status.value}")
+        _answer(accepted, as_json, f"approved: run {run_id} is {accepted.status.value}")
         if not wait or accepted.status is RunStatus.WAITING_INPUT:
             return
         view = watch(client, run_id, until=lambda v: v.status.terminal, timeout=timeout)
@@ -301,33 +298,30 @@ def reject(
     """Reject the run's plan: the run ends failed, for good."""
     with remote(ctx) as client:
         accepted = client.reject_plan(run_id, by, reason)
-    if as_json:
-        emit_json(accepted)
-        return
-    console.print(f"rejected: run {run_id} is {accepted.status.value}")
+    _answer(accepted, as_json, f"rejected: run {run_id} is {accepted.status.value}")
 
 
 def retry(ctx: typer.Context, run_id: RunIdArgument, as_json: JsonOption = False) -> None:
     """Resume a failed run from its failed step (same run id, succeeded tasks kept)."""
     with remote(ctx) as client:
         accepted = client.retry(run_id)
-    if as_json:
-        emit_json(accepted)
-        return
-    console.print(
-        f"retrying: run {run_id} is {accepted.status.value} from {accepted.fromStep}"
-        f" (retry {accepted.retryCount})"
-    )
+    line = f"retrying: run {run_id} is {accepted.status.value} from {accepted.fromStep}"
+    _answer(accepted, as_json, f"{line} (retry {accepted.retryCount})")
 
 
 def cancel(ctx: typer.Context, run_id: RunIdArgument, as_json: JsonOption = False) -> None:
     """Stop the run and its tasks."""
     with remote(ctx) as client:
         accepted = client.cancel(run_id)
+    _answer(accepted, as_json, f"canceled: run {run_id} is {accepted.status.value}")
+
+
+def _answer(answer: BaseModel, as_json: bool, line: str) -> None:
+    """The API's answer as JSON, or one line for people."""
     if as_json:
-        emit_json(accepted)
-        return
-    console.print(f"canceled: run {run_id} is {accepted.status.value}")
+        emit_json(answer)
+    else:
+        console.print(line)
 
 
 # ---- logs ------------------------------------------------------------------------------------

@@ -17,8 +17,8 @@ BULK_MAX = 1000
 FIRST_IDS = 20
 
 TaskStatus = Literal["pending", "retrying", "succeeded", "failed"]
-# What a filter value may be made of: our ids and tenant names (anything else is a 400).
-NAME_PATTERN = r"^[A-Za-z0-9_.:@/+-]+$"
+# Filter text: anything PostgreSQL can hold (a partition key may be any text).
+TEXT_PATTERN = r"^[^\x00]+$"
 
 
 class RunQuery(BaseModel):
@@ -34,8 +34,8 @@ class RunQuery(BaseModel):
     )
 
     status: list[RunStatus] = Field(default_factory=list)
-    tenant: Text | None = Field(None, max_length=200, pattern=NAME_PATTERN)
-    recipe: Text | None = Field(None, max_length=200, pattern=NAME_PATTERN)
+    tenant: Text | None = Field(None, max_length=200, pattern=TEXT_PATTERN)
+    recipe: Text | None = Field(None, max_length=200, pattern=TEXT_PATTERN)
     q: Text | None = Field(None, min_length=1, max_length=200)
     created_after: datetime | None = None
     created_before: datetime | None = None

@@ -24,7 +24,7 @@ from sisu_kodo.db import recipes
 from sisu_kodo.db.engine import create_engine
 from sisu_kodo.errors import SelfApprovalForbiddenError, UnauthenticatedError
 from tests.fixtures.postgres import TestDatabases
-from tests.fixtures.processes import Stack
+from tests.fixtures.processes import Stack, running
 from tests.fixtures.runs import ledger_counts, rows, scalar, wait_status
 from tests.integration.test_manual_flow import run_manual
 
@@ -33,13 +33,8 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def secured(databases: TestDatabases, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    own = Stack(databases.create(), tmp_path_factory.mktemp("identity"))
-    try:
-        own.start_worker()
-        own.start_api()
+    with running(Stack(databases.create(), tmp_path_factory.mktemp("identity"))) as own:
         yield own
-    finally:
-        own.stop()
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ from sisu_kodo.cli.remote import Exit
 from sisu_kodo.db.engine import create_engine
 from tests.fixtures.auth import make_key
 from tests.fixtures.postgres import TestDatabases
-from tests.fixtures.processes import Stack
+from tests.fixtures.processes import Stack, running
 
 pytestmark = pytest.mark.integration
 
@@ -33,13 +33,8 @@ TENANT = "tenant-alpha"
 def cli_stack(
     databases: TestDatabases, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
-    own = Stack(databases.create(), tmp_path_factory.mktemp("runs-cli"))
-    try:
-        own.start_worker()
-        own.start_api()
+    with running(Stack(databases.create(), tmp_path_factory.mktemp("runs-cli"))) as own:
         yield own
-    finally:
-        own.stop()
 
 
 @pytest.fixture(scope="module")
@@ -189,7 +184,7 @@ def test_exit_codes(cli_stack: Stack, keys: dict[str, str]) -> None:
     assert missing.returncode == Exit.NOT_FOUND
     early = sisu(cli_stack, keys["operator"], "retry", run_id)  # waiting at the gate
     assert early.returncode == Exit.REFUSED and "illegal_state" in early.stderr
-    assert sisu(cli_stack, keys["viewer"], "runs", "--tenant", "a b").returncode == Exit.REFUSED
+    assert sisu(cli_stack, keys["viewer"], "runs", "--cursor", "!!").returncode == Exit.REFUSED
     slow = sisu(cli_stack, keys["submitter"], "submit", "slow", "--wait", "--timeout", "0")
     assert slow.returncode == Exit.TIMED_OUT
     down = cli_env(cli_stack, keys["viewer"]) | {"PORT": "1"}

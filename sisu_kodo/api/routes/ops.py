@@ -16,8 +16,8 @@ from sisu_kodo.api.bodies import validated
 from sisu_kodo.api.deps import OperatorDep, ReaderDep, StateDep
 from sisu_kodo.api.errors import error_responses
 from sisu_kodo.contracts.ops import (
-    NAME_PATTERN,
     RUN_PAGE_MAX,
+    TEXT_PATTERN,
     BulkRequest,
     BulkResult,
     QueueBoard,
@@ -32,14 +32,14 @@ from sisu_kodo.contracts.text import IdPath
 
 router = APIRouter(tags=["ops"])
 
-NAME = Query(max_length=200, pattern=NAME_PATTERN)
+TEXT = Query(max_length=200, pattern=TEXT_PATTERN)
 
 
 def run_query(
     status: Annotated[list[RunStatus] | None, Query()] = None,
-    tenant: Annotated[str | None, NAME] = None,
-    recipe: Annotated[str | None, NAME] = None,
-    q: Annotated[str | None, Query(min_length=1, max_length=200, pattern=r"^[^\x00]+$")] = None,
+    tenant: Annotated[str | None, TEXT] = None,
+    recipe: Annotated[str | None, TEXT] = None,
+    q: Annotated[str | None, Query(min_length=1, max_length=200, pattern=TEXT_PATTERN)] = None,
     createdAfter: datetime | None = None,
     createdBefore: datetime | None = None,
     cursor: Annotated[str | None, Query(max_length=400, pattern=r"^[A-Za-z0-9_-]+$")] = None,
