@@ -10,6 +10,7 @@ import pytest
 
 from sisu_kodo.contracts.sandbox import ErrCode
 from sisu_kodo.sbx.local import LocalSandboxProvider
+from sisu_kodo.sbx.microsandbox import MicrosandboxProvider
 from sisu_kodo.workspaces import Caps, build_snapshot, read_archive
 from tests.fixtures.archives import tar_of
 from tests.sbx.conftest import MakeRequest, e2b_provider
@@ -57,3 +58,12 @@ def test_e2b_uploads_the_snapshot_or_fails_the_upload(
     if code is ErrCode.NONE:
         assert result.stdout == "hello\n"
         assert result.workspaceDiff is not None and result.workspaceDiff.files == []
+
+
+def test_microsandbox_refuses_a_workspace_instead_of_running_without_it(
+    make_request: MakeRequest,
+) -> None:
+    provider = MicrosandboxProvider()
+    result = provider.run(make_request("cat in.txt", workspaceSha256=SNAPSHOT.sha256))
+    assert result.errCode is ErrCode.UPLOAD_FAIL
+    assert "workspace" in (result.errMessage or "")
