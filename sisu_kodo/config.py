@@ -553,7 +553,7 @@ class QueueSettings(SettingsGroup):
         default_factory=dict,
         alias="SISU_CHAOS_PAUSE",
         description="Fault injection for crash drills: JSON {point: seconds} pauses a worker"
-        " at compile, compile_answered, record_receipts or finish_execute.",
+        " at compile, compile_answered, capture_recorded, record_receipts or finish_execute.",
     )
 
 

@@ -131,6 +131,9 @@ class MicrosandboxProvider:
             return self._failed(request, started, ErrCode.LOST, message)
         if canceled:
             return self._failed(request, started, ErrCode.CANCELED, "run canceled")
+        if request.workspaceSha256 is not None:  # fail closed: never run without its files
+            message = "microsandbox cannot place a workspace yet; run it on local or e2b"
+            return self._failed(request, started, ErrCode.UPLOAD_FAIL, message)
         problem = virtualization_problem()
         if problem is not None:
             return self._failed(request, started, ErrCode.BOOT_FAIL, problem)

@@ -7,16 +7,20 @@ from __future__ import annotations
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
+from sisu_kodo.blobs import FilesystemBlobStore
+from sisu_kodo.blobs.port import Spill
+from sisu_kodo.db import artifacts
 from sisu_kodo.db.engine import create_engine
 from tests.fixtures.archives import symlink_member, tar_of, tar_with, tiny_files_tar, zip_bomb
 from tests.fixtures.auth import api_client
 from tests.fixtures.postgres import TestDatabases
-from tests.fixtures.runs import scalar
+from tests.fixtures.runs import rows, scalar
 
 pytestmark = pytest.mark.postgres
 
@@ -147,3 +151,32 @@ def test_intents_check_their_workspace(
         answer = client.post("/intents", json=intent(workspace))
         assert (answer.status_code, answer.json()["code"]) == (status, code), workspace
     assert writes(engine, blob_dir) == before
+
+
+def test_a_spilled_artifact_reads_the_same(
+    client: TestClient, engine: sa.Engine, blob_dir: Path
+) -> None:
+    """Above the inline threshold the row keeps only metadata; GET /artifacts is the same."""
+    intent_id = client.post("/intents", json={"goal": "spill"}).json()["intentId"]
+    start = {"queuePartitionKey": "tenant-spill", "workload": {"concurrency": 1, "steps": 1}}
+    run_id = client.post(f"/intents/{intent_id}/run", json=start).json()["runId"]
+    uri = f"artifact://run/{run_id}/step/ExecuteST/task/t1/attempt/1/stdout"
+    content = b"large output\n" * 100
+    with engine.begin() as conn:
+        meta = artifacts.put_artifact(
+            conn,
+            uri=uri,
+            run_id=run_id,
+            step_id="ExecuteST",
+            task_key="t1",
+            kind="stdout",
+            content=content,
+            spill=Spill(FilesystemBlobStore(blob_dir), inline_max_bytes=64),
+        )
+    stored = rows(
+        engine, "SELECT content IS NULL, blob_sha256 FROM app.artifacts WHERE uri = :u", u=uri
+    )
+    assert stored == [(True, meta.sha256)]
+    answer = client.get(f"/artifacts/{quote(uri, safe='')}")
+    assert (answer.status_code, answer.content) == (200, content)
+    assert answer.headers["x-content-sha256"] == meta.sha256

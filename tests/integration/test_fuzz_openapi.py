@@ -184,7 +184,13 @@ def _assert_answered_4xx_writes_nothing(
 
 def test_hostile_bodies_are_refused_and_write_nothing(api_only: tuple[Stack, sa.Engine]) -> None:
     stack, engine = api_only
-    posts = [op for op in _operations(stack) if op.method.upper() == "POST"]
+    # Every POST that reads JSON (an upload's body is an archive, never parsed as JSON).
+    posts = [
+        op
+        for op in _operations(stack)
+        if op.method.upper() == "POST"
+        and "application/x-tar" not in op.get_request_payload_content_types()
+    ]
     assert len(posts) >= 6, "every state-changing route gets hostile bodies"
     for operation in posts:
 

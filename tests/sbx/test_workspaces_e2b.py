@@ -16,7 +16,7 @@ from sisu_kodo.db import artifacts
 from sisu_kodo.sbx.e2b import E2BSandboxProvider
 from tests.fixtures.in_process import InProcessWorker, workspace_worker
 from tests.fixtures.postgres import TestDatabases
-from tests.fixtures.repos import EXPECTED_PATCH, FIX, make_project, record_workspace_plan
+from tests.fixtures.repos import EXPECTED_PATCH, FIX, repository_run
 from tests.sbx.conftest import e2b_provider
 from tests.sbx.e2b_fake import FakeE2B
 
@@ -44,13 +44,9 @@ def worker(
 def test_the_run_uploads_the_snapshot_to_each_sandbox(
     worker: InProcessWorker, place: Path, e2b_fake: tuple[FakeE2B, str]
 ) -> None:
-    repo = make_project(place / "repo")
-    inputs: dict[str, object] = {"workspace": {"git": {"url": str(repo), "ref": "main"}}}
-    record_workspace_plan(
-        place / "fixtures", goal=GOAL, inputs=inputs, settings=worker.settings, commands=[FIX, SEE]
+    _, run_id = repository_run(
+        worker, place, goal=GOAL, partition="tenant-e2b", commands=[FIX, SEE]
     )
-    run_id = worker.start_run(GOAL, steps=2, concurrency=2, partition="tenant-e2b", inputs=inputs)
-    worker.wait_status(run_id, RunStatus.WAITING_INPUT)
     worker.approve(run_id)
     worker.wait_status(run_id, RunStatus.SUCCEEDED, RunStatus.RETRIES_EXCEEDED, timeout=120)
 

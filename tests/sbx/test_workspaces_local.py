@@ -24,8 +24,7 @@ from sisu_kodo.db import artifacts
 from sisu_kodo.sbx.local import LocalSandboxProvider
 from tests.fixtures.in_process import InProcessWorker, workspace_worker
 from tests.fixtures.postgres import TestDatabases
-from tests.fixtures.repos import EXPECTED_PATCH, FIX, FIXED, git, make_project
-from tests.fixtures.repos import record_workspace_plan as record_plan
+from tests.fixtures.repos import EXPECTED_PATCH, FIX, FIXED, git, repository_run
 
 GOAL = "fix calc so its tests pass"
 SEE = "test -f calc.py && test -f tests/test_calc.py && head -1 README.md"
@@ -53,13 +52,9 @@ def worker(databases: TestDatabases, place: Path) -> Iterator[InProcessWorker]:
 def test_tasks_work_on_the_repository_and_the_diff_applies(
     worker: InProcessWorker, place: Path
 ) -> None:
-    repo = make_project(place / "repo")
-    inputs: dict[str, object] = {"workspace": {"git": {"url": str(repo), "ref": "main"}}}
-    record_plan(
-        place / "fixtures", goal=GOAL, inputs=inputs, settings=worker.settings, commands=[FIX, SEE]
+    repo, run_id = repository_run(
+        worker, place, goal=GOAL, partition="tenant-ws", commands=[FIX, SEE]
     )
-    run_id = worker.start_run(GOAL, steps=2, concurrency=2, partition="tenant-ws", inputs=inputs)
-    worker.wait_status(run_id, RunStatus.WAITING_INPUT)
     view = worker.view(run_id)
     assert view.workspace is not None
     assert view.workspace.commit == git(repo, "rev-parse", "HEAD").strip()

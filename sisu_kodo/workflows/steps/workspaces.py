@@ -52,6 +52,7 @@ def _capture(run_id: str) -> CapturedWorkspace | None:
         fields = {"source": "upload", "url": None, "ref": None, "commit": None}
         fields["workspace_id"] = upload.id
     row = _record(rt.engine, run_id, snapshot, fields)
+    runtime.chaos_pause("capture_recorded")  # a kill here: recorded, not yet checkpointed
     return CapturedWorkspace(sha256=row.snapshot_sha256, summary=row.summary)
 
 
