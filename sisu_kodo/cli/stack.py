@@ -69,7 +69,7 @@ def wait_healthy(url: str, *, child: Child, timeout: float, check_worker: bool =
         except httpx.HTTPError:
             return False
         return response.status_code == 200 and (
-            not check_worker or any(w["alive"] for w in response.json().get("workers", []))
+            not check_worker or response.json().get("workerReady") is True
         )
 
     try:

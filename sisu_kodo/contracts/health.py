@@ -23,4 +23,7 @@ class Health(BaseModel):
     appVersion: str
     database: str | None = None
     workers: list[WorkerView] | None = None
+    # A live worker runs this API's app version (what the version-gap warning says in words);
+    # shown to anonymous callers too, so `sisu up` can wait for it with auth on.
+    workerReady: bool | None = None
     warnings: list[str] = []

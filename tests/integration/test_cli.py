@@ -89,6 +89,40 @@ def test_up_then_stop(make_stack: Callable[..., Stack], tmp_path: Path) -> None:
             up.kill()
 
 
+def test_up_with_auth_on_waits_for_its_worker(
+    make_stack: Callable[..., Stack], tmp_path: Path
+) -> None:
+    """Once a key exists an anonymous /healthz lists no workers; `sisu up` still knows when
+    the API sees a live worker of its version (workerReady) and says it is up."""
+    fresh = make_stack()
+    env = fresh.env()
+    assert sisu("db", "migrate", env=env).returncode == 0
+    created = sisu("keys", "create", "--name", "ops", "--role", "admin", "--tenant", "*", env=env)
+    assert created.returncode == 0, created.stdout + created.stderr
+    printed = tmp_path / "up.out"
+    with printed.open("w") as out:
+        up = subprocess.Popen(
+            [sys.executable, "-m", "sisu_kodo.cli.main", "up"],
+            env={**env, "COLUMNS": "200"},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_for(
+            lambda: "sisu is up" in printed.read_text() or up.poll() is not None,
+            timeout=120,
+            what="sisu up to say it is up",
+        )
+        assert "sisu is up" in printed.read_text(), printed.read_text()[-3000:]
+        anonymous = httpx.get(f"{fresh.base_url}/healthz", timeout=5).json()
+        assert anonymous["workerReady"] is True and "workers" not in anonymous
+        assert sisu("stop", env=env, timeout=60).returncode == 0
+        assert up.wait(timeout=30) == 0
+    finally:
+        if up.poll() is None:
+            up.kill()
+
+
 def _workers_alive(base: str) -> bool:
     try:
         body = httpx.get(f"{base}/healthz", timeout=2).json()

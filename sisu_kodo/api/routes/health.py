@@ -43,7 +43,12 @@ def healthz(request: Request, state: StateDep) -> JSONResponse:
     gap = app_version_gap(rows, settings.topology.app_version)
     warnings = [warning for warning in (gap, None if auth_on else AUTH_OFF_WARNING) if warning]
     if not detailed:
-        body = Health(ok=True, appVersion=settings.topology.app_version, warnings=warnings)
+        body = Health(
+            ok=True,
+            appVersion=settings.topology.app_version,
+            workerReady=gap is None,
+            warnings=warnings,
+        )
         return JSONResponse(body.model_dump(exclude_none=True))
     views = [worker_view(row) for row in rows]
     body = Health(
@@ -52,6 +57,7 @@ def healthz(request: Request, state: StateDep) -> JSONResponse:
         appVersion=settings.topology.app_version,
         database="ok",
         workers=views,
+        workerReady=gap is None,
         warnings=warnings,
     )
     return JSONResponse(body.model_dump(exclude_none=True))
