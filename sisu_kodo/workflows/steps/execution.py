@@ -3,6 +3,8 @@ receipts, and aggregate every task's outcome into ExecuteST's output."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from dbos import DBOS
 
@@ -320,16 +322,22 @@ def finish_execute(conn: sa.Connection, run_id: str, stopped: BudgetStop | None 
             last_step=StepId.EXECUTE,
         )
         return RunStatus.SUCCEEDED.value
+    detail = {"failed": [task.taskKey for task in failed], "errCode": failed[0].errCode}
+    return _end_for_repair(conn, run_id, detail, failure_message(failed, output.taskCount))
+
+
+def _end_for_repair(conn: sa.Connection, run_id: str, detail: dict[str, Any], error: str) -> str:
+    """ExecuteST ends the run retries_exceeded: a person repairs, then retries."""
     runs.transition(
         conn,
         run_id=run_id,
         status=RunStatus.RETRIES_EXCEEDED,
         event="run.retries_exceeded",
         step_id=StepId.EXECUTE,
-        detail={"failed": [task.taskKey for task in failed], "errCode": failed[0].errCode},
+        detail=detail,
         last_step=StepId.EXECUTE,
         next_action=NextAction.REPAIR,
-        error=failure_message(failed, output.taskCount),
+        error=error,
     )
     return RunStatus.RETRIES_EXCEEDED.value
 
@@ -360,18 +368,8 @@ def _stop_for_budget(
         kind="budget",
         content=canonical_json(figures).encode(),
     )
-    runs.transition(
-        conn,
-        run_id=run_id,
-        status=RunStatus.RETRIES_EXCEEDED,
-        event="run.retries_exceeded",
-        step_id=StepId.EXECUTE,
-        detail={"budget": stopped.budget, "budgetUri": stored.uri, **figures},
-        last_step=StepId.EXECUTE,
-        next_action=NextAction.REPAIR,
-        error=stopped.message,
-    )
-    return RunStatus.RETRIES_EXCEEDED.value
+    detail = {"budget": stopped.budget, "budgetUri": stored.uri, **figures}
+    return _end_for_repair(conn, run_id, detail, stopped.message)
 
 
 def _park_after_canary(
