@@ -75,7 +75,7 @@ def test_the_first_key_switches_auto_mode_on(api: TestClient, ledger: sa.Engine)
     assert ledger_counts(ledger) == before[0]
     assert scalar(ledger, AUDIT_COUNT) == before[1] + 1
     anonymous = api.get("/healthz").json()
-    assert set(anonymous) == {"ok", "appVersion", "warnings"}
+    assert set(anonymous) == {"ok", "appVersion", "workerReady", "warnings"}
     assert "workers" in api.get("/healthz", headers=bearer(key)).json()
 
 

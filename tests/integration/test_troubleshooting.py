@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -66,7 +67,11 @@ def test_409_retry_drift_for_retry_of_succeeded(client: SisuClient, stack: Stack
     assert response.status_code == 409 and response.json()["code"] == "retry_drift"
 
 
-def test_stuck_queued_is_explained_by_app_version(stack: Stack) -> None:
+def test_stuck_queued_is_explained_by_app_version(make_stack: Callable[..., Stack]) -> None:
+    # A stack of its own: the v7 run stays queued for good, and the session's shared stack
+    # must stay one that `sisu doctor` finds healthy (tests/integration/test_ops_cli.py).
+    stack = make_stack()
+    stack.start_worker()
     port = free_port()
     stack.start_api("api-v7", PORT=str(port), DBOS__APPVERSION="v7")
     with SisuClient(f"http://127.0.0.1:{port}") as v7:
