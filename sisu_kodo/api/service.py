@@ -247,8 +247,8 @@ def approve_plan(
     *,
     run_id: str,
     body: ApprovePlan,
+    blobs: BlobStore | None,  # no default: every gate says which store it checks against
     caller: Caller = IN_PROCESS,
-    blobs: BlobStore | None = None,
 ) -> Accepted:
     """Count the caller's approval; the gate opens at the recipe's N-th distinct approver,
     for the task set the quorum-reaching approval names (every task, a subset, a canary).

@@ -21,6 +21,7 @@ from sisu_kodo.contracts.runs import (
 )
 from sisu_kodo.db import executions, oracles
 from sisu_kodo.errors import AppError, IllegalStateError, InvalidRequestError
+from sisu_kodo.workflows import runtime
 from sisu_kodo.workflows.payloads import TaskRun
 from sisu_kodo.workflows.steps.execution import _refuse_unapproved
 from tests.fixtures.in_process import InProcessWorker
@@ -52,7 +53,10 @@ def at_gate(worker: InProcessWorker, steps: int) -> tuple[str, list[TaskSpec]]:
 def approve(worker: InProcessWorker, run_id: str, **scope: object) -> None:
     with worker.gateway.unit_of_work(worker.engine) as unit:
         service.approve_plan(
-            unit, run_id=run_id, body=ApprovePlan.model_validate({"approvedBy": "ops", **scope})
+            unit,
+            run_id=run_id,
+            body=ApprovePlan.model_validate({"approvedBy": "ops", **scope}),
+            blobs=runtime.current().blobs,
         )
 
 

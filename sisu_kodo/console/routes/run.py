@@ -173,7 +173,9 @@ def approve(
     state = runtime_of(request).state()
     body = ApprovePlan(approvedBy=visitor.principal.name, notes=notes.strip() or None)
     with audited_unit(state, visitor.caller, status=303) as unit:
-        service.approve_plan(unit, run_id=run_id, body=body, caller=visitor.caller)
+        service.approve_plan(
+            unit, run_id=run_id, body=body, caller=visitor.caller, blobs=state.blobs
+        )
     return redirect(request, visitor, f"/console/runs/{run_id}")
 
 
