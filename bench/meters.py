@@ -4,7 +4,7 @@ Used by bench/shapes.py for Sisu-Kodo's worker and by bench/raw_ceiling.py for t
 process, so both sides of a ratio are measured the same way. It imports neither sisu_kodo
 nor the harness: the ceiling process stays a plain DBOS program.
 
-- Process CPU: psutil user + system time of the measured process (the worker).
+- Process CPU: psutil user + system time of the measured processes (the workers), summed.
 - PostgreSQL CPU: psutil CPU times of the server's postmaster (found by its listening
   port; if sockets cannot be seen, every `postgres` process) and its children. On a shared
   server this includes other databases' load; backends that exit inside the window are
@@ -99,17 +99,18 @@ def _server_cpu(server: psutil.Process | None) -> dict[tuple[int, float], float]
 
 
 class Meter:
-    """Readings of one process, of one database and of the PostgreSQL server holding it."""
+    """Readings of some processes, of one database and of the PostgreSQL server holding it."""
 
-    def __init__(self, url: str, pid: int) -> None:
-        """Measure process `pid` and the database of `url` (ledger and DBOS tables alike)."""
+    def __init__(self, url: str, *pids: int) -> None:
+        """Measure processes `pids` (their CPU summed: every process running workflows)
+        and the database of `url` (ledger and DBOS tables alike)."""
         self.url = make_url(url).set(drivername="postgresql+psycopg")
         self._engine = sa.create_engine(
             self.url, isolation_level="AUTOCOMMIT", poolclass=StaticPool
         )
         self._conn = self._engine.connect()
         self._databases = [self.url.database]
-        self._process = psutil.Process(pid)
+        self._processes = [psutil.Process(pid) for pid in pids]
         self._server = postmaster(url)
         self._statements = 0
 
@@ -131,7 +132,8 @@ class Meter:
             time.sleep(POLL_SECONDS)
 
     def read(self) -> Reading:
-        return Reading(time.perf_counter(), _cpu(self._process), _server_cpu(self._server))
+        processes = sum(_cpu(process) for process in self._processes)
+        return Reading(time.perf_counter(), processes, _server_cpu(self._server))
 
     def transactions(self) -> int:
         """The databases' transaction count, net of the meter's own statements so far."""

@@ -41,8 +41,8 @@ from bench.harness import RESULTS, Bench, bench_stack, report, worker_role
 from bench.meters import Meter, measure
 from bench.shapes import Shape, approve_and_wait, gate_runs
 
-TOP = 15
-SUFFIX = {"speedscope": "speedscope.json", "flamegraph": "svg"}
+TOP = 40
+SUFFIX = {"speedscope": "speedscope.json", "flamegraph": "svg", "raw": "collapsed.txt"}
 STATEMENTS = """
 SELECT calls, round(total_exec_time::numeric, 1) AS total_ms, rows, left(query, 240) AS query
 FROM pg_stat_statements
@@ -58,10 +58,14 @@ def py_spy() -> str:
     return found
 
 
-def start_profiler(pid: int, output: Path, fmt: str, rate: int) -> subprocess.Popen[bytes]:
+def start_profiler(
+    pid: int, output: Path, fmt: str, rate: int, gil: bool
+) -> subprocess.Popen[bytes]:
+    """`gil`: sample only the thread holding the GIL (where the process spends CPU in
+    Python), not every thread (where its threads wait)."""
     return subprocess.Popen(
         [py_spy(), "record", "--pid", str(pid), "--output", str(output), "--format", fmt,
-         "--rate", str(rate), "--nonblocking"],
+         "--rate", str(rate), "--nonblocking", *(["--gil"] if gil else [])],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
 
@@ -110,7 +114,7 @@ def profile(bench: Bench, args: argparse.Namespace, output: Path) -> dict[str, A
         run_ids = gate_runs(bench, shape, args.concurrency)
         if unavailable is None:  # count the fan-out only, not the runs' way to the gate
             meter.query("SELECT pg_stat_statements_reset()")
-        profiler = start_profiler(worker, output, args.format, args.rate)
+        profiler = start_profiler(worker, output, args.format, args.rate, args.gil)
         try:
             usage = measure(meter, shape.total, lambda: approve_and_wait(bench, meter, run_ids))
         finally:
@@ -125,15 +129,18 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     parser.add_argument("--shape", type=Shape.parse, default=Shape.parse("10x100"))
     parser.add_argument("--format", choices=sorted(SUFFIX), default="speedscope")
     parser.add_argument("--rate", type=int, default=100, help="py-spy samples per second")
+    parser.add_argument("--gil", action="store_true", help="sample the GIL holder only")
     parser.add_argument("--concurrency", type=int, default=64)
     args = parser.parse_args(argv)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    output = RESULTS / f"profile-{args.shape.name}.{SUFFIX[args.format]}"
+    name = f"profile-{args.shape.name}{'-gil' if args.gil else ''}"
+    output = RESULTS / f"{name}.{SUFFIX[args.format]}"
     with bench_stack() as bench:
         figures = profile(bench, args, output)
+    gil = " --gil" if args.gil else ""
     return report(
-        f"profile-{args.shape.name}",
-        f"python -m bench.profile --shape {args.shape.name} --format {args.format}",
+        name,
+        f"python -m bench.profile --shape {args.shape.name} --format {args.format}{gil}",
         {"shape": args.shape.name, "pySpyOutput": output.name, **figures},
     )
 

@@ -7,6 +7,10 @@ ratio ours / ceiling. Both sides report CPU ms per task of the process running w
 PostgreSQL CPU ms per task and database transactions per task (bench/meters.py).
 
     python -m bench.shapes --shape 1x100 --shape 10x100 --shape 1x1000 --repeat 3
+
+With `--workers 2` the stack runs two worker processes (distinct executor ids, as two
+`sisu worker` would) and worker CPU is both processes' together; the results go to
+`shapes-2workers.json`, beside the one-process figures. The ceiling stays one process.
 """
 
 from __future__ import annotations
@@ -131,11 +135,13 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     parser.add_argument("--shape", action="append", type=Shape.parse, help="RxN, repeatable")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--workers", type=int, default=1, help="worker processes")
     args = parser.parse_args(argv)
     shapes: list[Shape] = args.shape or [Shape.parse(s) for s in DEFAULT_SHAPES]
     results: dict[str, Any] = {}
-    with bench_stack() as bench:
-        meter = Meter(bench.stack.database_url, worker_role(bench).pid)
+    with bench_stack(workers=args.workers) as bench:
+        pids = [worker_role(bench, number).pid for number in range(1, args.workers + 1)]
+        meter = Meter(bench.stack.database_url, *pids)
         try:
             for shape in shapes:
                 ours = [
@@ -147,10 +153,12 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         finally:
             meter.close()
     flags = " ".join(f"--shape {shape.name}" for shape in shapes)
+    workers = f" --workers {args.workers}" if args.workers > 1 else ""
     return report(
-        "shapes",
-        f"python -m bench.shapes {flags} --repeat {args.repeat}",
+        "shapes" if args.workers == 1 else f"shapes-{args.workers}workers",
+        f"python -m bench.shapes {flags} --repeat {args.repeat}{workers}",
         {
+            "workers": args.workers,
             "concurrency": args.concurrency,
             "queuePollSeconds": float(POLL_SECONDS),
             "postgres": _server(),

@@ -13,6 +13,7 @@ from typing import Any
 
 AFTER = "shapes.json"
 BEFORE = "shapes-before.json"
+TWO_WORKERS = "shapes-2workers.json"  # `--workers 2`: the same shapes on two worker processes
 COLUMNS = {
     "tasksPerSecond": "tasks/s",
     "workerCpuMsPerTask": "worker CPU ms/task",
@@ -57,13 +58,17 @@ def _rows(shape: dict[str, Any], label: str) -> list[str]:
     ]
 
 
-def _table(name: str, after: dict[str, Any], before: dict[str, Any] | None) -> str:
+def _table(
+    name: str, after: dict[str, Any], before: dict[str, Any] | None, two: dict[str, Any] | None
+) -> str:
     runs, _, tasks = name.partition("x")
     header = _row("", list(COLUMNS.values())) + "\n|" + " --- |" * (len(COLUMNS) + 1)
     rows = []
     if before and name in before["shapes"]:
         rows += _rows(before["shapes"][name], "before")
     rows += _rows(after["shapes"][name], "after" if before else "")
+    if two and name in two["shapes"]:
+        rows += _rows(two["shapes"][name], "after, 2 worker processes")
     return f"### {name}: {runs} x {tasks} tasks\n\n{header}\n" + "\n".join(rows) + "\n"
 
 
@@ -78,9 +83,12 @@ def _provenance(label: str, document: dict[str, Any]) -> str:
 def render(results: Path) -> str | None:
     """The `## shapes` section, or None before the benchmark has been run."""
     after, before = _load(results / AFTER), _load(results / BEFORE)
+    two = _load(results / TWO_WORKERS)
     if after is None:
         return None
     lines = [_provenance("Before: ", before)] if before else []
     lines.append(_provenance("After: " if before else "", after))
-    tables = "\n".join(_table(name, after, before) for name in after["shapes"])
+    if two:
+        lines.append(_provenance("Two worker processes: ", two))
+    tables = "\n".join(_table(name, after, before, two) for name in after["shapes"])
     return f"## shapes\n\n{INTRO}\n\n" + "\n\n".join(lines) + f"\n\n{tables}"

@@ -41,7 +41,9 @@ SMOKE = [
 ]
 
 
-def _run(name: str, args: list[str], pg_admin_url: str, results: Path) -> dict[str, Any]:
+def _run(
+    name: str, args: list[str], pg_admin_url: str, results: Path, report: str | None = None
+) -> dict[str, Any]:
     env = {**os.environ, "SISU_BENCH_DATABASE_URL": pg_admin_url,
            "SISU_BENCH_RESULTS": str(results)}  # fmt: skip
     done = subprocess.run(
@@ -53,8 +55,9 @@ def _run(name: str, args: list[str], pg_admin_url: str, results: Path) -> dict[s
         timeout=600,
     )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
-    result: dict[str, Any] = json.loads((results / f"{name}.json").read_text())
-    assert result["benchmark"] == name and result["command"].startswith(f"python -m bench.{name}")
+    report = report or name
+    result: dict[str, Any] = json.loads((results / f"{report}.json").read_text())
+    assert result["benchmark"] == report and result["command"].startswith(f"python -m bench.{name}")
     assert result["machine"]["cores"] >= 1
     return result
 
@@ -74,7 +77,20 @@ def test_shapes_benchmark_reports_every_figure_beside_its_ceiling(
 ) -> None:
     args = ["--shape", "1x3", "--shape", "2x3", "--repeat", "1"]
     result = _run("shapes", args, pg_admin_url, tmp_path)
-    assert set(result["shapes"]) == {"1x3", "2x3"}
+    assert set(result["shapes"]) == {"1x3", "2x3"} and result["workers"] == 1
+    _assert_every_figure(result)
+
+
+@pytest.mark.timeout(900)
+def test_shapes_benchmark_on_two_worker_processes(pg_admin_url: str, tmp_path: Path) -> None:
+    args = ["--shape", "2x3", "--repeat", "1", "--workers", "2"]
+    result = _run("shapes", args, pg_admin_url, tmp_path, report="shapes-2workers")
+    assert set(result["shapes"]) == {"2x3"} and result["workers"] == 2
+    assert result["command"].endswith("--workers 2")
+    _assert_every_figure(result)
+
+
+def _assert_every_figure(result: dict[str, Any]) -> None:
     for shape in result["shapes"].values():
         assert shape["ratioToCeiling"] > 0
         for side in ("ours", "ceiling"):
