@@ -34,6 +34,20 @@ class Artifact:
     content: bytes
 
 
+@dataclass(frozen=True)
+class NewArtifact:
+    """One artifact to store (see `put_artifacts`); `NewArtifact.of` hashes its bytes."""
+
+    uri: str
+    kind: str
+    content: bytes
+    sha256: str
+
+    @classmethod
+    def of(cls, uri: str, kind: str, content: bytes) -> NewArtifact:
+        return cls(uri, kind, content, sha256_hex(content))
+
+
 def put_artifact(
     conn: sa.Connection,
     *,
@@ -50,43 +64,79 @@ def put_artifact(
     With `spill`, bytes above its threshold go to its blob store first (idempotent: keyed
     by their sha256) and the row points at them.
     """
-    digest = sha256_hex(content)
-    blob = None
-    if spill is not None and spill.wants(content):
-        blob = spill.store.put(content)
-    meta = ArtifactMeta(uri, kind, media_type_for(kind), digest, len(content), step_id, task_key)
-    # The blob column is named only when used: inline writes keep the pre-0008 statement.
-    columns = "uri, run_id, step_id, task_key, kind, media_type, sha256, size, content"
-    values = ":uri, :run_id, :step_id, :task_key, :kind, :media_type, :sha256, :size, :content"
-    if blob is not None:
-        columns, values = f"{columns}, blob_sha256", f"{values}, :blob"
-    inserted = conn.execute(
-        sa.text(
-            f"INSERT INTO app.artifacts ({columns}) VALUES ({values}) ON CONFLICT (uri) DO NOTHING"
-        ),
-        {
-            "uri": uri,
-            "run_id": run_id,
-            "step_id": step_id,
-            "task_key": task_key,
-            "kind": kind,
-            "media_type": meta.media_type,
-            "sha256": digest,
-            "size": len(content),
-            "content": None if blob else content,
-            "blob": blob,
-        },
-    ).rowcount
-    if not inserted:
-        existing = conn.execute(
-            sa.text("SELECT sha256 FROM app.artifacts WHERE uri = :uri"), {"uri": uri}
-        ).scalar_one()
-        if existing != digest:
-            raise ConflictError(
-                f"artifact {uri} already stored with other content",
-                {"uri": uri, "stored": existing, "offered": digest},
-            )
+    (meta,) = put_artifacts(
+        conn,
+        [NewArtifact.of(uri, kind, content)],
+        run_id=run_id,
+        step_id=step_id,
+        task_key=task_key,
+        spill=spill,
+    )
     return meta
+
+
+def put_artifacts(
+    conn: sa.Connection,
+    items: list[NewArtifact],
+    *,
+    run_id: str,
+    step_id: str,
+    task_key: str | None = None,
+    spill: Spill | None = None,
+) -> list[ArtifactMeta]:
+    """`put_artifact` for several artifacts of one step, in one statement (every task
+    attempt stores its outputs and their index: a round trip each would be the bulk of
+    recording it). The URIs already stored are then checked one by one, as above."""
+    metas, rows = [], []
+    for item in items:
+        blob = spill.store.put(item.content) if spill and spill.wants(item.content) else None
+        meta = ArtifactMeta(
+            item.uri, item.kind, media_type_for(item.kind), item.sha256, len(item.content),
+            step_id, task_key,
+        )  # fmt: skip
+        metas.append(meta)
+        rows.append((meta, None if blob else item.content, blob))
+    # The blob column is named only when used: inline writes keep the pre-0008 statement.
+    with_blob = any(blob for _, _, blob in rows)
+    columns = "uri, run_id, step_id, task_key, kind, media_type, sha256, size, content"
+    fields = ("uri", "kind", "media_type", "sha256", "size", "content")
+    params: dict[str, object] = {"run_id": run_id, "step_id": step_id, "task_key": task_key}
+    values = []
+    for index, (meta, content, blob) in enumerate(rows):
+        row = {"uri": meta.uri, "kind": meta.kind, "media_type": meta.media_type,
+               "sha256": meta.sha256, "size": meta.size, "content": content}  # fmt: skip
+        params.update({f"{field}_{index}": row[field] for field in fields})
+        named = [f":{field}_{index}" for field in fields]
+        if with_blob:
+            params[f"blob_{index}"] = blob
+            named.append(f":blob_{index}")
+        values.append(f"({named[0]}, :run_id, :step_id, :task_key, {', '.join(named[1:])})")
+    if with_blob:
+        columns += ", blob_sha256"
+    inserted = set(
+        conn.execute(
+            sa.text(
+                f"INSERT INTO app.artifacts ({columns}) VALUES {', '.join(values)}"
+                " ON CONFLICT (uri) DO NOTHING RETURNING uri"
+            ),
+            params,
+        ).scalars()
+    )
+    for meta in metas:
+        if meta.uri not in inserted:
+            _require_same(conn, meta)
+    return metas
+
+
+def _require_same(conn: sa.Connection, meta: ArtifactMeta) -> None:
+    existing = conn.execute(
+        sa.text("SELECT sha256 FROM app.artifacts WHERE uri = :uri"), {"uri": meta.uri}
+    ).scalar_one()
+    if existing != meta.sha256:
+        raise ConflictError(
+            f"artifact {meta.uri} already stored with other content",
+            {"uri": meta.uri, "stored": existing, "offered": meta.sha256},
+        )
 
 
 _META_COLUMNS = "uri, kind, media_type, sha256, size, step_id, task_key"

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
 from sisu_kodo.contracts.runs import TERMINAL_STATUSES, RunStatus
+from sisu_kodo.errors import NotFoundError
 
 _COLUMNS = (
     "a.run_id, a.task_key, a.attempt, a.attempt_offset, a.sandbox_ref, a.provider,"
@@ -53,16 +54,26 @@ def record_started(
     provider: str,
     executor_id: str,
     request: dict[str, Any],
+    finished: bool = False,
 ) -> None:
-    """Record an attempt as started (idempotent: a second start of it changes nothing)."""
+    """Record an attempt as started (idempotent: a second start of it changes nothing).
+
+    `finished`: its outcome is written in the same transaction, so the attempt no longer
+    waits for one (`outcome_at`); an attempt whose start failed has no started row yet
+    and gets one here. One statement either way: it runs for every attempt.
+    """
     conn.execute(
         sa.text(
             """
             INSERT INTO app.sbx_attempts (run_id, step_id, task_key, attempt, attempt_offset,
-                                          sandbox_ref, provider, executor_id, request)
+                                          sandbox_ref, provider, executor_id, request,
+                                          outcome_at)
             VALUES (:run_id, :step_id, :task_key, :attempt, :attempt_offset,
-                    :sandbox_ref, :provider, :executor_id, :request)
-            ON CONFLICT (run_id, step_id, task_key, attempt) DO NOTHING
+                    :sandbox_ref, :provider, :executor_id, :request,
+                    CASE WHEN :finished THEN clock_timestamp() END)
+            ON CONFLICT (run_id, step_id, task_key, attempt) DO UPDATE
+                SET outcome_at = EXCLUDED.outcome_at
+                WHERE app.sbx_attempts.outcome_at IS NULL AND EXCLUDED.outcome_at IS NOT NULL
             """
         ).bindparams(sa.bindparam("request", type_=JSONB)),
         {
@@ -75,21 +86,8 @@ def record_started(
             "provider": provider,
             "executor_id": executor_id,
             "request": request,
+            "finished": finished,
         },
-    )
-
-
-def mark_recorded(
-    conn: sa.Connection, *, run_id: str, step_id: str, task_key: str, attempt: int
-) -> None:
-    """Note, with the outcome's own write, that the attempt no longer waits for one."""
-    conn.execute(
-        sa.text(
-            "UPDATE app.sbx_attempts SET outcome_at = clock_timestamp() WHERE run_id = :run_id"
-            " AND step_id = :step_id AND task_key = :task_key AND attempt = :attempt"
-            " AND outcome_at IS NULL"
-        ),
-        {"run_id": run_id, "step_id": step_id, "task_key": task_key, "attempt": attempt},
     )
 
 
@@ -114,49 +112,78 @@ def adopt(
     )
 
 
-def unrecorded_attempt(
+@dataclass(frozen=True)
+class TaskLedger:
+    """What a task step reads before an attempt, in one round trip (see `task_ledger`)."""
+
+    pending_attempt: int | None  # the latest started attempt above `after` with no outcome
+    pending_ref: str | None
+    latest_attempt: int | None  # the latest recorded outcome (any round)
+    latest_err_code: str | None
+    latest_offset: int | None
+    last_attempt: int  # the highest attempt number started or recorded (0 for none)
+    run_status: RunStatus
+
+
+def task_ledger(
     conn: sa.Connection, *, run_id: str, step_id: str, task_key: str, after: int
-) -> StartedAttempt | None:
-    """The task's latest started attempt numbered above `after` that has no outcome yet."""
+) -> TaskLedger:
+    """The task's started and recorded attempts and its run's status, in one statement:
+    it runs for every attempt of every task, so its round trips are the fan-out's."""
     row = conn.execute(
         sa.text(
-            f"SELECT {_COLUMNS} FROM app.sbx_attempts a WHERE a.run_id = :run_id"
-            " AND a.step_id = :step_id AND a.task_key = :task_key AND a.attempt > :after"
-            f" AND {_UNRECORDED} ORDER BY a.attempt DESC LIMIT 1"
+            f"""
+            WITH pending AS (
+                SELECT a.attempt, a.sandbox_ref FROM app.sbx_attempts a
+                WHERE a.run_id = :run_id AND a.step_id = :step_id AND a.task_key = :task_key
+                  AND a.attempt > :after AND {_UNRECORDED}
+                ORDER BY a.attempt DESC LIMIT 1
+            ), latest AS (
+                SELECT attempt, err_code, attempt_offset FROM app.sbx_runs
+                WHERE run_id = :run_id AND step_id = :step_id AND task_key = :task_key
+                ORDER BY attempt DESC LIMIT 1
+            )
+            SELECT (SELECT attempt FROM pending), (SELECT sandbox_ref FROM pending),
+                   (SELECT attempt FROM latest), (SELECT err_code FROM latest),
+                   (SELECT attempt_offset FROM latest),
+                   GREATEST(
+                       (SELECT COALESCE(MAX(attempt), 0) FROM app.sbx_attempts
+                        WHERE run_id = :run_id AND step_id = :step_id AND task_key = :task_key),
+                       COALESCE((SELECT attempt FROM latest), 0)),
+                   (SELECT status FROM app.runs WHERE id = :run_id)
+            """
         ),
         {"run_id": run_id, "step_id": step_id, "task_key": task_key, "after": after},
-    ).one_or_none()
-    return StartedAttempt(*row) if row else None
-
-
-def last_attempt_number(conn: sa.Connection, *, run_id: str, step_id: str, task_key: str) -> int:
-    """The task's highest attempt number started or recorded so far (0 for none)."""
-    return int(
-        conn.execute(
-            sa.text(
-                """
-                SELECT COALESCE(MAX(attempt), 0) FROM (
-                    SELECT attempt FROM app.sbx_attempts
-                    WHERE run_id = :run_id AND step_id = :step_id AND task_key = :task_key
-                    UNION ALL
-                    SELECT attempt FROM app.sbx_runs
-                    WHERE run_id = :run_id AND step_id = :step_id AND task_key = :task_key
-                ) numbers
-                """
-            ),
-            {"run_id": run_id, "step_id": step_id, "task_key": task_key},
-        ).scalar_one()
+    ).one()
+    if row[-1] is None:
+        raise NotFoundError(f"run {run_id} not found", {"runId": run_id})
+    pending_attempt, pending_ref, latest_attempt, latest_code, latest_offset, last, status = row
+    return TaskLedger(
+        pending_attempt=pending_attempt,
+        pending_ref=pending_ref,
+        latest_attempt=latest_attempt,
+        latest_err_code=latest_code,
+        latest_offset=latest_offset,
+        last_attempt=last,
+        run_status=RunStatus(status),
     )
 
 
-def lock_run_status(conn: sa.Connection, *, run_id: str) -> RunStatus:
+def lock_run_status(conn: sa.Connection, *, run_id: str, announce: str | None = None) -> RunStatus:
     """The run's status, held (FOR SHARE) until the transaction ends: a cancel, which
-    updates the row, commits either before this read or after the caller's writes."""
-    return RunStatus(
-        conn.execute(
-            sa.text("SELECT status FROM app.runs WHERE id = :id FOR SHARE"), {"id": run_id}
-        ).scalar_one()
+    updates the row, commits either before this read or after the caller's writes.
+
+    `announce`: a notification channel that gets the run id at commit, from the same
+    statement (it rides with every recorded attempt; see db/task_notices.py).
+    """
+    notify, params = (
+        ("pg_notify(:channel, id)", {"channel": announce}) if announce else ("NULL", {})
     )
+    row = conn.execute(
+        sa.text(f"SELECT status, {notify} FROM app.runs WHERE id = :id FOR SHARE"),
+        {"id": run_id, **params},
+    ).one()
+    return RunStatus(row[0])
 
 
 def unrecorded_in_ended_runs(

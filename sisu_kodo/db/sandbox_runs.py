@@ -112,25 +112,30 @@ def receipt_key(run_id: str, task_key: str) -> str:
     return sha256_hex(f"{run_id}:ExecuteST:{task_key}")
 
 
-def record_receipt(conn: sa.Connection, *, run_id: str, task_key: str) -> int:
-    """Count one observed side effect of a task; returns how often it has now been seen.
+def record_receipts(conn: sa.Connection, *, run_id: str, task_keys: list[str]) -> None:
+    """Count one observed side effect of each task (distinct keys), in one statement.
 
     Must run exactly once per task (inside a DBOS datasource transaction): the manual's
     oracle `seen_count > 1` finds any side effect that happened twice.
     """
-    return int(
-        conn.execute(
-            sa.text(
-                """
-                INSERT INTO app.mock_receipts (receipt_key, run_id, task_key)
-                VALUES (:key, :run_id, :task_key)
-                ON CONFLICT (receipt_key) DO UPDATE
-                    SET seen_count = app.mock_receipts.seen_count + 1, last_seen_at = now()
-                RETURNING seen_count
-                """
-            ),
-            {"key": receipt_key(run_id, task_key), "run_id": run_id, "task_key": task_key},
-        ).scalar_one()
+    if not task_keys:
+        return
+    conn.execute(
+        sa.text(
+            """
+            INSERT INTO app.mock_receipts (receipt_key, run_id, task_key)
+            SELECT receipt.key, :run_id, receipt.task_key
+            FROM unnest(CAST(:keys AS text[]), CAST(:task_keys AS text[]))
+                AS receipt(key, task_key)
+            ON CONFLICT (receipt_key) DO UPDATE
+                SET seen_count = app.mock_receipts.seen_count + 1, last_seen_at = now()
+            """
+        ),
+        {
+            "run_id": run_id,
+            "keys": [receipt_key(run_id, task_key) for task_key in task_keys],
+            "task_keys": task_keys,
+        },
     )
 
 

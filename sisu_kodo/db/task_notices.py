@@ -8,12 +8,4 @@ missed or duplicated notice costs latency, never correctness.
 
 from __future__ import annotations
 
-import sqlalchemy as sa
-
 CHANNEL = "sisu_task_done"
-
-
-def notify_task_done(conn: sa.Connection, *, run_id: str) -> None:
-    conn.execute(
-        sa.text("SELECT pg_notify(:channel, :run_id)"), {"channel": CHANNEL, "run_id": run_id}
-    )

@@ -77,6 +77,7 @@ def run_worker(settings: Settings) -> None:
             planner=planner,
             sandbox=sandbox,
             blobs=blobs,
+            attempt_engine=databases.engine(pool_pre_ping=False),
         )
         runtime.bind(rt)
         resources.callback(DBOS.destroy, workflow_completion_timeout_sec=0)

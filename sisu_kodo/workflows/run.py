@@ -97,39 +97,41 @@ def _fan_out(
 ) -> BudgetStop | None:
     """Keep at most `concurrency` task workflows of this run in flight (a sliding window).
 
-    Every slot freed by one wait is refilled by one batched enqueue, once the run's
-    budgets are checked: a run that reached one starts no new task, lets its in-flight
-    tasks finish (or cancels them, SISU_BUDGET_CANCEL_IN_FLIGHT) and says which budget.
-    Outcomes are not collected here: each task workflow records its own in the ledger,
-    and finish_execute aggregates them from there.
+    The window's bookkeeping is per refill, not per task: every wait frees as many slots
+    as have finished, one transaction commits their receipts and checks the run's
+    budgets, one enqueue fills the slots. A run that reached a budget starts no new task,
+    lets its in-flight tasks finish (or cancels them, SISU_BUDGET_CANCEL_IN_FLIGHT) and
+    says which budget. Outcomes are not collected here: each task workflow records its
+    own in the ledger, and finish_execute aggregates them from there.
     """
     waiting = list(tasks)
     in_flight: dict[str, str] = {}  # task workflow id -> taskKey
-    stopped: BudgetStop | None = None
-    while waiting or in_flight:
-        if waiting:
-            stopped = execution.check_budgets(run_id)
-            if stopped is not None:
-                waiting = []
-                if stopped.cancel_in_flight and in_flight:
-                    execution.cancel_tasks(list(in_flight))
-                    break
-        batch, waiting = (
-            waiting[: concurrency - len(in_flight)],
-            waiting[concurrency - len(in_flight) :],
-        )
+    stopped = execution.check_start(run_id, waiting) if waiting else None
+    while True:
+        if stopped is not None and waiting:
+            waiting = []
+            if stopped.cancel_in_flight and in_flight:
+                execution.cancel_tasks(list(in_flight))
+                break
+        free = concurrency - len(in_flight)
+        batch, waiting = waiting[:free], waiting[free:]
         if batch:
             enqueued = execution.enqueue_tasks(run_id, batch, partition_key, retry_count)
             in_flight.update(zip(enqueued, (task.spec.taskKey for task in batch), strict=True))
-        if in_flight:
-            _release_finished(run_id, in_flight)
+        if not in_flight:
+            break
+        stopped = _release_finished(run_id, in_flight, check_budgets=bool(waiting)) or stopped
     return stopped
 
 
-def _release_finished(run_id: str, in_flight: dict[str, str]) -> None:
-    """Wait for some task workflows to end, commit their receipts, free their slots."""
+def _release_finished(
+    run_id: str, in_flight: dict[str, str], *, check_budgets: bool
+) -> BudgetStop | None:
+    """Wait for some task workflows to end, free their slots, commit their receipts and
+    (while tasks wait for a slot) say which budget the run has reached, if any."""
     ended = execution.await_tasks(run_id, in_flight)
     broken = {wid: status for wid, status in ended.items() if status != "SUCCESS"}
     if broken:
         raise AppError(f"task workflow(s) ended abnormally: {broken}", broken)
-    execution.record_receipts(run_id, [in_flight.pop(workflow_id) for workflow_id in ended])
+    freed = [in_flight.pop(workflow_id) for workflow_id in ended]
+    return execution.settle_tasks(run_id, freed, check_budgets=check_budgets)

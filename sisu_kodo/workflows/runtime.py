@@ -66,6 +66,15 @@ class Runtime:
     task_steps: TaskSteps = field(default_factory=TaskSteps)
     # Workspace snapshots and large task outputs (SISU_BLOB_STORE).
     blobs: BlobStore | None = None
+    # The task attempts' own pool, without a ping per checkout (three per attempt): every
+    # use is under `reconnecting`, which retries on a fresh connection after a database
+    # restart. Without one, attempts use `engine`.
+    attempt_engine: sa.Engine | None = None
+
+    @property
+    def attempts(self) -> sa.Engine:
+        """The engine task attempts record their ledger rows on."""
+        return self.attempt_engine or self.engine
 
     def spill(self) -> Spill | None:
         """Where task outputs above SISU_ARTIFACT_INLINE_MAX_BYTES go, if anywhere."""

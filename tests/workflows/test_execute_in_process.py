@@ -17,8 +17,9 @@ from dbos import DBOS
 
 from sisu_kodo.api import service
 from sisu_kodo.contracts.intents import IntentCreate
-from sisu_kodo.contracts.runs import ExecuteOutput, RunStart, RunStatus, Workload
-from sisu_kodo.db import oracles, sandbox_attempts
+from sisu_kodo.contracts.runs import ExecuteOutput, RunStart, RunStatus, StepId, Workload
+from sisu_kodo.db import artifacts, oracles, sandbox_attempts
+from sisu_kodo.errors import ConflictError, NotFoundError
 from sisu_kodo.worker.cancel_watch import CancelWatcher
 from sisu_kodo.workflows import runtime
 from sisu_kodo.workflows.names import execute_workflow_id
@@ -158,6 +159,64 @@ def test_a_retried_round_records_its_attempt_offset(worker: InProcessWorker) -> 
         ).all()
     # Round one: both tasks at attempt 1; round two re-runs only the failed one.
     assert [tuple(row) for row in attempts] == [(1, 0, False), (1, 0, False), (2, 1, False)]
+
+
+def test_the_task_ledger_read_sees_every_round_in_one_statement(worker: InProcessWorker) -> None:
+    run_id = worker.run_to_end("fail once", steps=2, concurrency=2, partition="tenant-ledger")
+    worker.retry(run_id)
+    worker.wait_status(run_id, RunStatus.SUCCEEDED)
+    with worker.engine.connect() as conn:
+        retried = conn.execute(
+            sa.text("SELECT task_key FROM app.sbx_runs WHERE run_id = :r AND attempt = 2"),
+            {"r": run_id},
+        ).scalar_one()
+        ledger = sandbox_attempts.task_ledger(
+            conn, run_id=run_id, step_id=StepId.EXECUTE, task_key=retried, after=1
+        )
+        with pytest.raises(NotFoundError):
+            sandbox_attempts.task_ledger(
+                conn, run_id="run-missing", step_id=StepId.EXECUTE, task_key=retried, after=0
+            )
+    assert ledger == sandbox_attempts.TaskLedger(
+        pending_attempt=None,
+        pending_ref=None,
+        latest_attempt=2,
+        latest_err_code="NONE",
+        latest_offset=1,
+        last_attempt=2,
+        run_status=RunStatus.SUCCEEDED,
+    )
+
+
+def test_an_attempts_artifacts_are_written_once_and_a_changed_one_conflicts(
+    worker: InProcessWorker,
+) -> None:
+    run_id = worker.run_to_end("artifacts", steps=1, concurrency=1, partition="tenant-artifacts")
+    with worker.engine.begin() as conn:
+        uri, kind, content = conn.execute(
+            sa.text(
+                "SELECT uri, kind, content FROM app.artifacts WHERE run_id = :r AND kind = 'stdout'"
+            ),
+            {"r": run_id},
+        ).one()
+        task_key = conn.execute(
+            sa.text("SELECT task_key FROM app.sbx_runs WHERE run_id = :r"), {"r": run_id}
+        ).scalar_one()
+        stored = artifacts.NewArtifact.of(uri, kind, bytes(content))
+        extra = artifacts.NewArtifact.of(f"{uri}-extra", "stdout", b"more")
+        # The same bytes again change nothing; a new URI in the same write is stored.
+        metas = artifacts.put_artifacts(
+            conn, [stored, extra], run_id=run_id, step_id=StepId.EXECUTE, task_key=task_key
+        )
+        assert [meta.sha256 for meta in metas] == [stored.sha256, extra.sha256]
+    assert (
+        scalar(worker.engine, "SELECT COUNT(*) FROM app.artifacts WHERE uri = :u", u=extra.uri) == 1
+    )
+    changed = artifacts.NewArtifact.of(uri, kind, b"other bytes")
+    with pytest.raises(ConflictError), worker.engine.begin() as conn:
+        artifacts.put_artifacts(
+            conn, [changed], run_id=run_id, step_id=StepId.EXECUTE, task_key=task_key
+        )
 
 
 # Cancel: the cancel watcher stops in-flight attempts of a canceled run, each started

@@ -15,7 +15,7 @@ from sisu_kodo.canonical import canonical_json
 from sisu_kodo.contracts.artifacts import artifact_uri
 from sisu_kodo.contracts.runs import StepId
 from sisu_kodo.contracts.sandbox import ErrCode, SandboxRequest, SandboxResult
-from sisu_kodo.db import artifacts, runs, sandbox_attempts, sandbox_runs, task_notices
+from sisu_kodo.db import artifacts, sandbox_attempts, sandbox_runs, task_notices
 from sisu_kodo.db.engine import reconnecting
 from sisu_kodo.errors import AppError
 from sisu_kodo.sbx.failures import failure_result, normalise
@@ -67,7 +67,7 @@ def _run_sandbox_attempt(run_id: str, task: TaskRun) -> TaskOutcome:
     spec = task.spec
     max_attempts = rt.settings.queues.task_max_attempts
     with rt.task_steps.running(run_id, spec.taskKey):
-        claim = _claim_reconnecting(rt.engine, run_id, task, max_attempts)
+        claim = _claim_reconnecting(rt.attempts, run_id, task, max_attempts)
         if claim.outcome is not None:
             return claim.outcome
         request = SandboxRequest(
@@ -81,10 +81,10 @@ def _run_sandbox_attempt(run_id: str, task: TaskRun) -> TaskOutcome:
             workspaceSha256=task.workspace_sha256,
         )
         if claim.sandbox_ref is not None:
-            _adopt_reconnecting(rt.engine, request)
+            _adopt_reconnecting(rt.attempts, request)
         started = claim.sandbox_ref or _start(rt, request, task.attempt_offset)
         if isinstance(started, SandboxResult):  # the provider could not start it
-            code = record_outcome(rt.engine, request, started, task.attempt_offset)
+            code = record_outcome(rt.attempts, request, started, task.attempt_offset)
         else:
             code = collect_attempt(rt, request, started, attempt_offset=task.attempt_offset)
     if code.retryable and claim.attempt - task.attempt_offset < max_attempts and _tries_left():
@@ -113,27 +113,20 @@ def _claim_reconnecting(engine: sa.Engine, run_id: str, task: TaskRun, max_attem
 
 def _claim(conn: sa.Connection, run_id: str, task: TaskRun, max_attempts: int) -> _Claim:
     key, offset = task.spec.taskKey, task.attempt_offset
-    pending = sandbox_attempts.unrecorded_attempt(
+    ledger = sandbox_attempts.task_ledger(
         conn, run_id=run_id, step_id=StepId.EXECUTE, task_key=key, after=offset
     )
-    if pending is not None:  # started by a try (of a worker) that died: re-attach
-        return _Claim(pending.attempt, sandbox_ref=pending.sandbox_ref)
-    latest = sandbox_runs.latest_attempts(
-        conn, run_id=run_id, step_id=StepId.EXECUTE, task_keys=[key]
-    ).get(key)
-    if latest is not None and latest.attempt > offset:
-        code = ErrCode(latest.err_code)
-        if not code.retryable or latest.round_attempt >= max_attempts:
+    if ledger.pending_attempt is not None:  # started by a try (of a worker) that died
+        return _Claim(ledger.pending_attempt, sandbox_ref=ledger.pending_ref)
+    latest = ledger.latest_attempt
+    if latest is not None and latest > offset:
+        assert ledger.latest_err_code is not None and ledger.latest_offset is not None
+        code = ErrCode(ledger.latest_err_code)
+        if not code.retryable or latest - ledger.latest_offset >= max_attempts:
             # Recorded before a crash hid it from DBOS: never run a finished task again.
-            outcome = TaskOutcome(task_key=key, attempt=latest.attempt, err_code=code)
-            return _Claim(latest.attempt, outcome=outcome)
-    last = max(
-        offset,
-        sandbox_attempts.last_attempt_number(
-            conn, run_id=run_id, step_id=StepId.EXECUTE, task_key=key
-        ),
-    )
-    if runs.require_run(conn, run_id=run_id).status.terminal:  # it ended: start nothing
+            return _Claim(latest, outcome=TaskOutcome(task_key=key, attempt=latest, err_code=code))
+    last = max(offset, ledger.last_attempt)
+    if ledger.run_status.terminal:  # it ended: start nothing
         canceled = TaskOutcome(task_key=key, attempt=last, err_code=ErrCode.CANCELED)
         return _Claim(last, outcome=canceled)
     return _Claim(last + 1)
@@ -149,7 +142,7 @@ def _start(
     except Exception as exc:  # a provider bug or outage must become an errCode, never success
         cap = rt.settings.sandboxes.artifact_max_bytes
         return failure_result(request, rt.sandbox.name, exc, began, output_cap=cap)
-    _record_started_reconnecting(rt.engine, request, ref, rt.sandbox.name, attempt_offset)
+    _record_started_reconnecting(rt.attempts, request, ref, rt.sandbox.name, attempt_offset)
     return ref
 
 
@@ -168,6 +161,9 @@ def _record_started(
     provider: str,
     attempt_offset: int,
     executor_id: str,
+    *,
+    request_json: dict[str, Any] | None = None,
+    finished: bool = False,
 ) -> None:
     sandbox_attempts.record_started(
         conn,
@@ -179,7 +175,8 @@ def _record_started(
         sandbox_ref=ref,
         provider=provider,
         executor_id=executor_id,
-        request=request.model_dump(),
+        request=request.model_dump() if request_json is None else request_json,
+        finished=finished,
     )
 
 
@@ -217,7 +214,7 @@ def collect_attempt(
     except Exception as exc:  # a provider bug or outage must become an errCode, never success
         cap = rt.settings.sandboxes.artifact_max_bytes
         result = failure_result(request, rt.sandbox.name, exc, began, output_cap=cap)
-    return record_outcome(rt.engine, request, result, attempt_offset, executor_id)
+    return record_outcome(rt.attempts, request, result, attempt_offset, executor_id)
 
 
 @reconnecting
@@ -251,7 +248,8 @@ def _record_outcome(
     wins and a later one (say, different stdout) is dropped, so ledger and artifacts agree.
     """
     run_id = request.runId
-    status = sandbox_attempts.lock_run_status(conn, run_id=run_id)
+    # The notice is delivered at commit, so only with the outcome it announces.
+    status = sandbox_attempts.lock_run_status(conn, run_id=run_id, announce=task_notices.CHANNEL)
     if status.terminal and result.errCode is not ErrCode.CANCELED:
         result = result.model_copy(
             update={
@@ -260,14 +258,16 @@ def _record_outcome(
                 f" ({result.errCode.value}) was recorded; outcome discarded",
             }
         )
-    # An attempt whose start failed has no started row yet: one row per outcome.
-    _record_started(conn, request, result.sandboxRef, result.provider, attempt_offset, executor_id)
-    sandbox_attempts.mark_recorded(
+    request_json = request.model_dump()
+    _record_started(
         conn,
-        run_id=run_id,
-        step_id=StepId.EXECUTE,
-        task_key=request.taskKey,
-        attempt=request.attempt,
+        request,
+        result.sandboxRef,
+        result.provider,
+        attempt_offset,
+        executor_id,
+        request_json=request_json,
+        finished=True,
     )
     recorded = sandbox_runs.record_attempt(
         conn,
@@ -277,12 +277,11 @@ def _record_outcome(
         attempt=request.attempt,
         attempt_offset=attempt_offset,
         provider=result.provider,
-        request=request.model_dump(),
+        request=request_json,
         response=_response_of(result),
         err_code=result.errCode.value,
         metrics=result.metrics.model_dump(exclude_none=True),
     )
-    task_notices.notify_task_done(conn, run_id=run_id)
     if not recorded:
         earlier = sandbox_runs.read_attempt(
             conn,
@@ -311,51 +310,47 @@ def _response_of(result: SandboxResult) -> dict[str, Any]:
 
 def _store_task_artifacts(conn: sa.Connection, run_id: str, outcome: SandboxResult) -> None:
     """stdout, stderr, files out and the workspace diff of one attempt, plus the attempt's
-    artifact index; those above the inline threshold go to the blob store."""
+    artifact index, in one write; those above the inline threshold go to the blob store."""
     task_key = outcome.taskKey
     prefix = f"attempt/{outcome.attempt}"
-    spill = runtime.current().spill()
-    items = []
+
+    def uri(name: str) -> str:
+        return artifact_uri(run_id, StepId.EXECUTE, f"{prefix}/{name}", task_key)
+
+    stored, items = [], []
     for kind, name, content, truncated in _task_outputs(outcome):
-        stored = artifacts.put_artifact(
-            conn,
-            uri=artifact_uri(run_id, StepId.EXECUTE, f"{prefix}/{name}", task_key),
-            run_id=run_id,
-            step_id=StepId.EXECUTE,
-            task_key=task_key,
-            kind=kind,
-            content=content,
-            spill=spill,
-        )
+        artifact = artifacts.NewArtifact.of(uri(name), kind, content)
+        stored.append(artifact)
         items.append(
             {
                 "kind": kind,
-                "uri": stored.uri,
-                "sha256": stored.sha256,
-                "size": stored.size,
+                "uri": artifact.uri,
+                "sha256": artifact.sha256,
+                "size": len(content),
                 "truncated": truncated,
             }
         )
-    artifacts.put_artifact(
+    index = {
+        "taskKey": task_key,
+        "attempt": outcome.attempt,
+        "provider": outcome.provider,
+        "isolation": outcome.isolation,
+        "errCode": outcome.errCode.value,
+        "exitCode": outcome.exitCode,
+        "sandboxRef": outcome.sandboxRef,
+        "metrics": outcome.metrics.model_dump(exclude_none=True),
+        "items": items,
+    }
+    stored.append(
+        artifacts.NewArtifact.of(uri("index"), "artifact_index", canonical_json(index).encode())
+    )
+    artifacts.put_artifacts(
         conn,
-        uri=artifact_uri(run_id, StepId.EXECUTE, f"{prefix}/index", task_key),
+        stored,
         run_id=run_id,
         step_id=StepId.EXECUTE,
         task_key=task_key,
-        kind="artifact_index",
-        content=canonical_json(
-            {
-                "taskKey": task_key,
-                "attempt": outcome.attempt,
-                "provider": outcome.provider,
-                "isolation": outcome.isolation,
-                "errCode": outcome.errCode.value,
-                "exitCode": outcome.exitCode,
-                "sandboxRef": outcome.sandboxRef,
-                "metrics": outcome.metrics.model_dump(exclude_none=True),
-                "items": items,
-            }
-        ).encode(),
+        spill=runtime.current().spill(),
     )
 
 

@@ -136,7 +136,6 @@ def _enqueue_tasks(
     run_id: str, tasks: list[TaskRun], partition_key: str, retry_count: int
 ) -> list[str]:
     rt = runtime.current()
-    _refuse_unapproved(rt.engine, run_id, tasks)
     workflow_ids = []
     with rt.system_engine.begin() as conn:
         for task in tasks:
@@ -241,18 +240,24 @@ def _ended_workflows(workflow_ids: list[str]) -> dict[str, str]:
         return recovery.finished_workflows(conn, workflow_ids=workflow_ids)
 
 
-def check_budgets(run_id: str) -> BudgetStop | None:
-    """The budget the run has reached, if any (a checkpointed read of the ledger)."""
-    return DBOS.run_step({"name": "check_budgets"}, _check_budgets, run_id)
+def check_start(run_id: str, tasks: list[TaskRun]) -> BudgetStop | None:
+    """Before the first task starts: refuse any task the approval does not cover, and
+    say which budget the run has already reached (a retried run), if any."""
+    return DBOS.run_step({"name": "check_start"}, _check_start, run_id, tasks)
 
 
 @reconnecting
-def _check_budgets(run_id: str) -> BudgetStop | None:
+def _check_start(run_id: str, tasks: list[TaskRun]) -> BudgetStop | None:
+    _refuse_unapproved(runtime.current().engine, run_id, tasks)
+    with runtime.current().engine.connect() as conn:
+        return _budget_stop(conn, run_id)
+
+
+def _budget_stop(conn: sa.Connection, run_id: str) -> BudgetStop | None:
+    """The budget the run has reached, if any (read from the ledger)."""
     rt = runtime.current()
-    with rt.engine.connect() as conn:
-        run = runs.require_run(conn, run_id=run_id)
-        report = measure(conn, run, minute_seconds=rt.settings.gates.budget_minute_seconds)
-    budget = report.exhausted
+    run = runs.require_run(conn, run_id=run_id)
+    budget = measure(conn, run, minute_seconds=rt.settings.gates.budget_minute_seconds).exhausted
     if budget is None:
         return None
     return BudgetStop(
@@ -274,14 +279,17 @@ def _cancel_tasks(workflow_ids: list[str]) -> None:
 
 
 @transaction("record_receipts")
-def record_receipts(conn: sa.Connection, run_id: str, task_keys: list[str]) -> int:
-    """Commit one receipt per succeeded task among `task_keys`, exactly once (a batch)."""
+def settle_tasks(
+    conn: sa.Connection, run_id: str, task_keys: list[str], *, check_budgets: bool
+) -> BudgetStop | None:
+    """Commit one receipt per succeeded task among `task_keys` (ended task workflows),
+    exactly once, as a batch; with `check_budgets`, say in the same transaction which
+    budget the run has reached, if any (the fan-out then starts no new task)."""
     succeeded = sandbox_runs.succeeded_task_keys(
         conn, run_id=run_id, step_id=StepId.EXECUTE, task_keys=task_keys
     )
-    for task_key in succeeded:
-        sandbox_runs.record_receipt(conn, run_id=run_id, task_key=task_key)
-    return len(succeeded)
+    sandbox_runs.record_receipts(conn, run_id=run_id, task_keys=succeeded)
+    return _budget_stop(conn, run_id) if check_budgets else None
 
 
 @transaction("finish_execute")
