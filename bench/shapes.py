@@ -2,7 +2,8 @@
 distinct partitions, all approved together, timed from the first approval to the last run
 `succeeded` (read from the ledger, so measuring does not load the API). Beside each shape,
 the raw-DBOS ceiling of the same shape (bench/raw_ceiling.py: R partitions x N trivial
-workflows, no parent, no per-child steps) in its own process on its own database, and the
+workflows, no parent, no per-child steps) in its own process on its own database, measured
+first in the same invocation (before our processes start, so nothing else polls), and the
 ratio ours / ceiling. Both sides report CPU ms per task of the process running workflows,
 PostgreSQL CPU ms per task and database transactions per task (bench/meters.py).
 
@@ -29,6 +30,7 @@ from bench.harness import (
     ROOT,
     Bench,
     bench_stack,
+    postgres_server,
     report,
     spread,
     start_to_gate,
@@ -36,6 +38,7 @@ from bench.harness import (
 )
 from bench.meters import Meter, Usage, measure
 from sisu_kodo.contracts.runs import RunStatus
+from tests.fixtures.postgres import TestDatabases
 
 DEFAULT_SHAPES = ("1x100", "10x100", "1x1000")
 POLL_SECONDS = BENCH_ENV["SISU_QUEUE_POLL_SECONDS"]
@@ -97,9 +100,23 @@ def measure_ours(bench: Bench, meter: Meter, shape: Shape, concurrency: int) -> 
     return measure(meter, shape.total, lambda: approve_and_wait(bench, meter, run_ids))
 
 
-def measure_ceiling(bench: Bench, shape: Shape, repeat: int, concurrency: int) -> list[Any]:
+def measure_ceilings(shapes: list[Shape], repeat: int, concurrency: int) -> dict[str, list[Any]]:
+    """Each shape's raw-DBOS ceiling, before our stack starts: its idle workers' pollers
+    would otherwise share the cores with the ceiling process."""
+    with postgres_server() as server:
+        databases = TestDatabases(server)
+        try:
+            return {
+                shape.name: measure_ceiling(databases.create(), shape, repeat, concurrency)
+                for shape in shapes
+            }
+        finally:
+            databases.drop_all()
+
+
+def measure_ceiling(url: str, shape: Shape, repeat: int, concurrency: int) -> list[Any]:
     done = subprocess.run(
-        [sys.executable, "-m", "bench.raw_ceiling", "--url", bench.fresh_database(),
+        [sys.executable, "-m", "bench.raw_ceiling", "--url", url,
          "--runs", str(shape.runs), "--tasks", str(shape.tasks),
          "--repeat", str(repeat), "--concurrency", str(concurrency), "--poll", POLL_SECONDS],
         cwd=ROOT, capture_output=True, text=True, timeout=3600,
@@ -139,6 +156,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     args = parser.parse_args(argv)
     shapes: list[Shape] = args.shape or [Shape.parse(s) for s in DEFAULT_SHAPES]
     results: dict[str, Any] = {}
+    ceilings = measure_ceilings(shapes, args.repeat, args.concurrency)
     with bench_stack(workers=args.workers) as bench:
         pids = [worker_role(bench, number).pid for number in range(1, args.workers + 1)]
         meter = Meter(bench.stack.database_url, *pids)
@@ -148,8 +166,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
                     measure_ours(bench, meter, shape, args.concurrency).figures()
                     for _ in range(args.repeat)
                 ]
-                ceiling = measure_ceiling(bench, shape, args.repeat, args.concurrency)
-                results[shape.name] = shape_figures(ours, ceiling)
+                results[shape.name] = shape_figures(ours, ceilings[shape.name])
         finally:
             meter.close()
     flags = " ".join(f"--shape {shape.name}" for shape in shapes)

@@ -24,7 +24,8 @@ INTRO = (
     "Ours: R runs of N zero-work tasks on R partitions, approved together, first approval to"
     " last `succeeded`. Ceiling: raw DBOS, R partitions x N trivial workflows, no parent and"
     " no per-child steps, same concurrency and polling. Cells: median (min-max) over the"
-    " repeats; the ratio row divides medians. Worker CPU is the process running workflows."
+    " repeats; the ratio row divides medians. Worker CPU is the processes running workflows"
+    " (both, with two worker processes)."
 )
 
 
