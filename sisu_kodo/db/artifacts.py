@@ -87,32 +87,45 @@ def put_artifacts(
     """`put_artifact` for several artifacts of one step, in one statement (every task
     attempt stores its outputs and their index: a round trip each would be the bulk of
     recording it). The URIs already stored are then checked one by one, as above."""
-    metas, rows = [], []
-    for item in items:
-        blob = spill.store.put(item.content) if spill and spill.wants(item.content) else None
-        meta = ArtifactMeta(
-            item.uri, item.kind, media_type_for(item.kind), item.sha256, len(item.content),
-            step_id, task_key,
-        )  # fmt: skip
-        metas.append(meta)
-        rows.append((meta, None if blob else item.content, blob))
+    if not items:
+        return []
+    metas = [
+        ArtifactMeta(
+            uri=item.uri,
+            kind=item.kind,
+            media_type=media_type_for(item.kind),
+            sha256=item.sha256,
+            size=len(item.content),
+            step_id=step_id,
+            task_key=task_key,
+        )
+        for item in items
+    ]
+    blobs = [
+        spill.store.put(item.content) if spill and spill.wants(item.content) else None
+        for item in items
+    ]
     # The blob column is named only when used: inline writes keep the pre-0008 statement.
-    with_blob = any(blob for _, _, blob in rows)
-    columns = "uri, run_id, step_id, task_key, kind, media_type, sha256, size, content"
-    fields = ("uri", "kind", "media_type", "sha256", "size", "content")
-    params: dict[str, object] = {"run_id": run_id, "step_id": step_id, "task_key": task_key}
+    with_blob = any(blobs)
+    params: dict[str, object] = {}
     values = []
-    for index, (meta, content, blob) in enumerate(rows):
-        row = {"uri": meta.uri, "kind": meta.kind, "media_type": meta.media_type,
-               "sha256": meta.sha256, "size": meta.size, "content": content}  # fmt: skip
-        params.update({f"{field}_{index}": row[field] for field in fields})
-        named = [f":{field}_{index}" for field in fields]
+    for index, (meta, item, blob) in enumerate(zip(metas, items, blobs, strict=True)):
+        row: dict[str, object] = {
+            "uri": meta.uri,
+            "run_id": run_id,
+            "step_id": step_id,
+            "task_key": task_key,
+            "kind": meta.kind,
+            "media_type": meta.media_type,
+            "sha256": meta.sha256,
+            "size": meta.size,
+            "content": None if blob else item.content,
+        }
         if with_blob:
-            params[f"blob_{index}"] = blob
-            named.append(f":blob_{index}")
-        values.append(f"({named[0]}, :run_id, :step_id, :task_key, {', '.join(named[1:])})")
-    if with_blob:
-        columns += ", blob_sha256"
+            row["blob_sha256"] = blob
+        params.update({f"{column}_{index}": value for column, value in row.items()})
+        values.append("(" + ", ".join(f":{column}_{index}" for column in row) + ")")
+    columns = ", ".join(row)  # every row names the same columns
     inserted = set(
         conn.execute(
             sa.text(

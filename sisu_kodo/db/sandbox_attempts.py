@@ -169,21 +169,19 @@ def task_ledger(
     )
 
 
-def lock_run_status(conn: sa.Connection, *, run_id: str, announce: str | None = None) -> RunStatus:
+def lock_run_and_notify(conn: sa.Connection, *, run_id: str, channel: str) -> RunStatus:
     """The run's status, held (FOR SHARE) until the transaction ends: a cancel, which
-    updates the row, commits either before this read or after the caller's writes.
-
-    `announce`: a notification channel that gets the run id at commit, from the same
-    statement (it rides with every recorded attempt; see db/task_notices.py).
-    """
-    notify, params = (
-        ("pg_notify(:channel, id)", {"channel": announce}) if announce else ("NULL", {})
+    updates the row, commits either before this read or after the caller's writes. The
+    same statement notifies `channel` with the run id, delivered at commit (it rides with
+    every recorded attempt; see db/task_notices.py)."""
+    return RunStatus(
+        conn.execute(
+            sa.text(
+                "SELECT status, pg_notify(:channel, id) FROM app.runs WHERE id = :id FOR SHARE"
+            ),
+            {"id": run_id, "channel": channel},
+        ).scalar_one()
     )
-    row = conn.execute(
-        sa.text(f"SELECT status, {notify} FROM app.runs WHERE id = :id FOR SHARE"),
-        {"id": run_id, **params},
-    ).one()
-    return RunStatus(row[0])
 
 
 def unrecorded_in_ended_runs(

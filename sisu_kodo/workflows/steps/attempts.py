@@ -249,7 +249,7 @@ def _record_outcome(
     """
     run_id = request.runId
     # The notice is delivered at commit, so only with the outcome it announces.
-    status = sandbox_attempts.lock_run_status(conn, run_id=run_id, announce=task_notices.CHANNEL)
+    status = sandbox_attempts.lock_run_and_notify(conn, run_id=run_id, channel=task_notices.CHANNEL)
     if status.terminal and result.errCode is not ErrCode.CANCELED:
         result = result.model_copy(
             update={
