@@ -10,8 +10,6 @@ from rich.table import Table
 
 from sisu_kodo.cli.output import console
 from sisu_kodo.cli.settings import settings_of
-from sisu_kodo.db import audit as audit_log
-from sisu_kodo.db.databases import open_databases
 
 
 def audit(
@@ -26,6 +24,9 @@ def audit(
     limit: Annotated[int, typer.Option("--limit", min=1, max=10_000)] = 100,
 ) -> None:
     """Who did what, when, from where, and how it ended (HTTP status and code)."""
+    from sisu_kodo.db import audit as audit_log
+    from sisu_kodo.db.databases import open_databases
+
     with (
         open_databases(settings_of(ctx), start=False) as databases,
         databases.engine(pool_size=1).connect() as conn,

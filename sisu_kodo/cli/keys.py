@@ -2,7 +2,8 @@
 
 The first key cannot come from the API (no key exists yet to authorize it), so these
 commands open the databases directly, as `sisu db` does; whoever can reach the database
-is an admin anyway (see docs/security.md).
+is an admin anyway (see docs/security.md). The database and auth modules are imported by
+the commands, so that the HTTP commands start without them.
 """
 
 from __future__ import annotations
@@ -10,19 +11,19 @@ from __future__ import annotations
 import getpass
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import sqlalchemy as sa
 import typer
 from pydantic import ValidationError
 from rich.table import Table
 
-from sisu_kodo import auth
 from sisu_kodo.cli.output import console, err_console
 from sisu_kodo.cli.settings import settings_of
 from sisu_kodo.contracts.keys import KeyCreate, Role
-from sisu_kodo.db.databases import open_databases
 from sisu_kodo.errors import AppError
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
 
 app = typer.Typer(
     help="API keys: roles and tenants per key (database access).", no_args_is_help=True
@@ -31,6 +32,8 @@ app = typer.Typer(
 
 @contextmanager
 def _transaction(ctx: typer.Context) -> Iterator[sa.Connection]:
+    from sisu_kodo.db.databases import open_databases
+
     with open_databases(settings_of(ctx)) as databases:
         databases.prepare()
         with databases.engine(pool_size=1).begin() as conn:
@@ -55,6 +58,8 @@ def create(
     ] = None,
 ) -> None:
     """Create a key and print it once: it is stored only as a keyed hash."""
+    from sisu_kodo import auth
+
     try:
         body = KeyCreate(name=name, roles=role, tenants=tenant, expires=expires)
     except ValidationError as exc:
@@ -76,6 +81,8 @@ def create(
 @app.command("ls")
 def list_keys(ctx: typer.Context) -> None:
     """Every key, without secrets."""
+    from sisu_kodo import auth
+
     with _transaction(ctx) as conn:
         keys = auth.list_key_views(conn)
     table = Table("id", "name", "roles", "tenants", "created", "expires", "revoked", "last used")
@@ -98,6 +105,8 @@ def revoke(
     ctx: typer.Context, key_id: Annotated[str, typer.Argument(help="The key's id.")]
 ) -> None:
     """Revoke a key: it answers 401 from now on."""
+    from sisu_kodo import auth
+
     try:
         with _transaction(ctx) as conn:
             key = auth.revoke_key(conn, key_id=key_id)

@@ -108,6 +108,9 @@ def worker(ctx: typer.Context) -> None:
 def _serve_logs() -> None:
     """Long-running roles log at INFO; one-shot commands stay quiet (WARNING)."""
     logging.getLogger().setLevel(logging.INFO)
+    # Alembic lists its plugins at INFO when first imported, which the roles now do after
+    # this point (the CLI starts without it); a line each is noise, not news.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
 
 def main() -> None:

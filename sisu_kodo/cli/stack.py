@@ -1,4 +1,8 @@
-"""Process management: `sisu up` (worker + API on one machine), `sisu stop`, and the two roles."""
+"""Process management: `sisu up` (worker + API on one machine), `sisu stop`, and the two roles.
+
+The database and OpenCode modules are imported by `sisu up` alone: every `sisu` command
+imports this module, and the HTTP commands start without them.
+"""
 
 from __future__ import annotations
 
@@ -15,9 +19,7 @@ from pathlib import Path
 import httpx
 
 from sisu_kodo.config import OcMode, Settings
-from sisu_kodo.db.databases import open_databases
 from sisu_kodo.deadlines import WaitTimeout, wait_until
-from sisu_kodo.oc.daemon import DaemonError, start_daemon, stop_daemon
 from sisu_kodo.processes import read_live_pid, stop_pid, terminate_processes
 
 PID_FILE = "sisu-up.pid"
@@ -86,6 +88,8 @@ def terminate(children: list[Child], grace: float = STOP_GRACE_SECONDS) -> None:
 
 def run_stack(settings: Settings, *, ready: Callable[[str, Path], None] | None = None) -> int:
     """Start the database (embedded if needed), a worker and the API; block until stopped."""
+    from sisu_kodo.db.databases import open_databases
+
     path = pid_file(settings)
     existing = read_live_pid(path)
     if existing is not None:
@@ -97,6 +101,8 @@ def run_stack(settings: Settings, *, ready: Callable[[str, Path], None] | None =
 
 def _serve(settings: Settings, path: Path, *, ready: Callable[[str, Path], None] | None) -> int:
     """Run the worker and the API on prepared databases until a signal or a child's death."""
+    from sisu_kodo.oc.daemon import DaemonError, start_daemon, stop_daemon
+
     assert settings.topology.database_url
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(str(os.getpid()))

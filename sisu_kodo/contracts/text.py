@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Path
 from pydantic import AfterValidator
 
 _NUL = "\x00"
@@ -35,6 +34,3 @@ def _json_without_nul(value: Any) -> Any:
 
 Text = Annotated[str, AfterValidator(_no_nul)]
 JsonObject = Annotated[dict[str, Any], AfterValidator(_json_without_nul)]
-
-# Identifiers in paths: what our ids are made of (it_..., run_...), so anything else is a 400.
-IdPath = Annotated[str, Path(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:-]+$")]

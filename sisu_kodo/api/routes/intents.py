@@ -7,9 +7,9 @@ from fastapi import APIRouter, status
 from sisu_kodo.api import service
 from sisu_kodo.api.deps import StateDep, SubmitterDep, audited_unit
 from sisu_kodo.api.errors import error_responses
+from sisu_kodo.api.paths import IdPath
 from sisu_kodo.contracts.intents import IntentCreate, IntentCreated
 from sisu_kodo.contracts.runs import RunStart, RunStarted
-from sisu_kodo.contracts.text import IdPath
 
 router = APIRouter(tags=["intents"])
 

@@ -7,8 +7,8 @@ from fastapi import APIRouter, status
 from sisu_kodo import auth
 from sisu_kodo.api.deps import KeyAdminDep, StateDep, audited_unit
 from sisu_kodo.api.errors import error_responses
+from sisu_kodo.api.paths import IdPath
 from sisu_kodo.contracts.keys import KeyCreate, KeyCreated, KeyView
-from sisu_kodo.contracts.text import IdPath
 
 router = APIRouter(prefix="/keys", tags=["keys"])
 

@@ -15,6 +15,7 @@ from sisu_kodo.api import ops
 from sisu_kodo.api.bodies import validated
 from sisu_kodo.api.deps import OperatorDep, ReaderDep, StateDep
 from sisu_kodo.api.errors import error_responses
+from sisu_kodo.api.paths import IdPath
 from sisu_kodo.contracts.ops import (
     RUN_PAGE_MAX,
     TEXT_PATTERN,
@@ -28,7 +29,6 @@ from sisu_kodo.contracts.ops import (
     WorkerBoard,
 )
 from sisu_kodo.contracts.runs import RunStatus
-from sisu_kodo.contracts.text import IdPath
 
 router = APIRouter(tags=["ops"])
 

@@ -22,6 +22,7 @@ from sisu_kodo.api.deps import (
     audited_unit,
 )
 from sisu_kodo.api.errors import error_responses
+from sisu_kodo.api.paths import IdPath
 from sisu_kodo.contracts.ops import TaskStatus
 from sisu_kodo.contracts.plans import MAX_PLAN_TASKS
 from sisu_kodo.contracts.runs import (
@@ -40,7 +41,6 @@ from sisu_kodo.contracts.runs import (
     RunView,
     TaskPage,
 )
-from sisu_kodo.contracts.text import IdPath
 from sisu_kodo.errors import InvalidRequestError
 
 router = APIRouter(prefix="/runs", tags=["runs"])

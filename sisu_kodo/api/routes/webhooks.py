@@ -8,7 +8,7 @@ from fastapi import APIRouter, status
 from sisu_kodo.api import service
 from sisu_kodo.api.deps import ReaderDep, StateDep, WebhookAdminDep, audited_unit
 from sisu_kodo.api.errors import error_responses
-from sisu_kodo.contracts.text import IdPath
+from sisu_kodo.api.paths import IdPath
 from sisu_kodo.contracts.webhooks import (
     DeliveryList,
     WebhookCreate,

@@ -14,8 +14,8 @@ from sisu_kodo.api import service, workspaces
 from sisu_kodo.api.deps import ApiState, Caller, ReaderDep, StateDep, SubmitterDep, audited_unit
 from sisu_kodo.api.errors import error_responses
 from sisu_kodo.api.middleware import RawBodies
+from sisu_kodo.api.paths import IdPath
 from sisu_kodo.config import Settings
-from sisu_kodo.contracts.text import IdPath
 from sisu_kodo.contracts.workspaces import RunDiff, TaskDiff, WorkspaceView
 from sisu_kodo.errors import InvalidRequestError
 from sisu_kodo.workspaces.errors import UnsupportedUploadError

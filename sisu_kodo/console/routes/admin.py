@@ -11,12 +11,12 @@ from pydantic import ValidationError
 
 from sisu_kodo import auth
 from sisu_kodo.api.deps import audited_unit
+from sisu_kodo.api.paths import IdPath
 from sisu_kodo.api.routes.audit import read_audit_page
 from sisu_kodo.console.access import AuditorDep, KeyAdminDep, Visitor, runtime_of
 from sisu_kodo.console.nav import nav_of
 from sisu_kodo.console.render import html, redirect
 from sisu_kodo.contracts.keys import KeyCreate, KeyCreated, Role
-from sisu_kodo.contracts.text import IdPath
 
 router = APIRouter()
 

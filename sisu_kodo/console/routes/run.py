@@ -13,6 +13,7 @@ from sse_starlette.sse import EventSourceResponse
 
 from sisu_kodo.api import service, views
 from sisu_kodo.api.deps import audited_unit
+from sisu_kodo.api.paths import IdPath
 from sisu_kodo.api.routes.runs import follow_events
 from sisu_kodo.console import readers
 from sisu_kodo.console.access import DeciderDep, OperatorDep, ReaderDep, Visitor, runtime_of
@@ -20,7 +21,6 @@ from sisu_kodo.console.nav import nav_of
 from sisu_kodo.console.render import TEMPLATES, html, redirect
 from sisu_kodo.contracts.plans import MAX_PLAN_TASKS
 from sisu_kodo.contracts.runs import ApprovePlan, RejectPlan
-from sisu_kodo.contracts.text import IdPath
 
 router = APIRouter(prefix="/runs")
 
