@@ -232,7 +232,9 @@ def test_a_failed_run_is_retried_from_its_page(console: Console) -> None:
 
 
 def test_a_slow_run_is_canceled_from_its_page(console: Console) -> None:
-    run_id = console.start("submitter", "slow build", steps=10, concurrency=1)
+    # Each task runs for two minutes, one at a time: the run is still going whatever the
+    # machine's load, and the cancel has to stop the command in flight to end it.
+    run_id = console.start("submitter", "slow build", steps=3, concurrency=1, mockLatencyMs=120_000)
     with console.client("approver") as approver:
         approver.approve_plan(run_id, "ops-lead")
     page = console.page("operator")

@@ -68,15 +68,17 @@ def test_sisu_up_starts_opencode_in_live_mode(
     port, admin_port = free_port(), free_port()
     env.update(DATABASE_URL=databases.create(), PORT=str(port), ADMIN_PORT=str(admin_port))
     paths = DaemonPaths(tmp_path / "data" / "opencode")
-    up = subprocess.Popen(
-        [sys.executable, "-m", "sisu_kodo.cli.main", "up"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    output = tmp_path / "sisu-up.log"
+    with output.open("wb") as log:
+        up = subprocess.Popen(
+            [sys.executable, "-m", "sisu_kodo.cli.main", "up"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     try:
         base = f"http://127.0.0.1:{port}"
-        wait_for(lambda: _up(base, up), timeout=90, what="sisu up")
+        wait_for(lambda: _up(base, up, output), timeout=90, what="sisu up")
         assert paths.pid_file.exists()
         with SisuClient(base) as client:
             run = run_to_gate(client, goal="plan me live", steps=2)
@@ -89,8 +91,12 @@ def test_sisu_up_starts_opencode_in_live_mode(
     assert not paths.pid_file.exists()
 
 
-def _up(base: str, process: subprocess.Popen[bytes]) -> bool:
-    assert process.poll() is None, f"sisu up exited with {process.returncode}"
+def _up(base: str, process: subprocess.Popen[bytes], output: Path) -> bool:
+    """Healthy with a live worker; a `sisu up` that died fails with what it printed."""
+    if process.poll() is not None:
+        logs = sorted(output.parent.glob("data/logs/*.log"))
+        printed = [f"--- {path.name}\n{path.read_text()[-3000:]}" for path in [output, *logs]]
+        pytest.fail(f"sisu up exited with {process.returncode}\n" + "\n".join(printed))
     try:
         response = httpx.get(f"{base}/healthz", timeout=2)
     except httpx.HTTPError:
