@@ -174,6 +174,9 @@ class FakeE2B:
                 return JSONResponse({"code": 404, "message": "no such file"}, status_code=404)
             return Response(target.read_bytes(), media_type="application/octet-stream")
         if sandbox.template == "t-nospace":
+            # The disk fills while the file is written, so envd has read the body by then;
+            # answering before it would close the connection under the client's upload.
+            await request.body()
             return JSONResponse({"code": 507, "message": "no space"}, status_code=507)
         form = await request.form()
         upload = next(iter(form.values()))
