@@ -25,7 +25,15 @@ pytestmark = pytest.mark.integration
 def own_daemon_env(opencode: OpenCodeServer, data_dir: Path) -> dict[str, str]:
     """A second daemon of our own: its port, its data dir, a password it generates."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OC_", "SISU_", "DATABASE"))}
-    env.update(opencode.env(OC_SERVER_PORT=str(free_port()), SISU_DATA_DIR=str(data_dir)))
+    # A fresh data dir boots in about 2 s on a quiet machine; a loaded one can take more
+    # than the 10 s the other tests allow (sisu up then exits 2, as once in CI).
+    env.update(
+        opencode.env(
+            OC_SERVER_PORT=str(free_port()),
+            SISU_DATA_DIR=str(data_dir),
+            OC_STARTUP_TIMEOUT_SECONDS="60",
+        )
+    )
     del env["OC_BASE_URL"], env["OC_SERVER_PASSWORD"]
     return env
 
