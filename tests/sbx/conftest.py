@@ -16,6 +16,7 @@ from sisu_kodo.config import IsolationChoice
 from sisu_kodo.contracts.sandbox import SandboxRequest
 from sisu_kodo.sbx.e2b import E2BConnection, E2BSandboxProvider
 from sisu_kodo.sbx.local import Isolation, LocalSandboxProvider
+from tests.fixtures.processes import wait_for
 from tests.sbx.e2b_fake import GOOD_KEY, FakeE2B, serve_fake
 
 MakeRequest = Callable[..., SandboxRequest]
@@ -35,6 +36,12 @@ def commands_running(marker: str) -> list[int]:
         if marker in cmdline and state != "Z":
             found.append(int(entry.name))
     return found
+
+
+def wait_commands_gone(marker: str, timeout: float = 5) -> None:
+    """No process with `marker` is left within `timeout` s. A SIGKILLed process dies
+    when it is next scheduled, which on a loaded machine is not at once."""
+    wait_for(lambda: commands_running(marker) == [], timeout=timeout, what=f"no {marker!r} left")
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ import pytest
 
 from sisu_kodo.contracts.sandbox import ErrCode, FileIn
 from sisu_kodo.sbx.e2b import DEADLINE_KEY, OWNER_KEY, OWNER_VALUE, E2BSandboxProvider
-from tests.sbx.conftest import MakeRequest, commands_running, e2b_provider
+from tests.sbx.conftest import MakeRequest, e2b_provider, wait_commands_gone
 from tests.sbx.e2b_fake import GOOD_KEY, FakeE2B, free_port
 
 Fake = tuple[FakeE2B, str]
@@ -69,7 +69,7 @@ def test_timeout_kills_the_command(
     assert result.errCode is ErrCode.TIMEOUT
     assert 800 <= result.metrics.wallMs < 5000
     assert result.sandboxRef in fake.deleted, "the sandbox was killed at our deadline"
-    assert commands_running(f"sleep {marker}") == []
+    wait_commands_gone(f"sleep {marker}")
 
 
 def test_leftovers_of_a_crashed_attempt_are_killed(
@@ -217,7 +217,7 @@ def test_cancel_kills_the_runs_sandboxes(
     assert sorted(e2b.cancel_run("run-cancel")) == sorted(refs)
     results = [e2b.wait(r, ref) for r, ref in zip(requests, refs, strict=True)]
     assert {r.errCode for r in results} == {ErrCode.CANCELED}, [r.errMessage for r in results]
-    assert commands_running(f"sleep {marker}") == []
+    wait_commands_gone(f"sleep {marker}")
     assert set(refs) <= set(fake.deleted)
 
 

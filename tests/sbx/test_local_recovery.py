@@ -19,7 +19,7 @@ from sisu_kodo.contracts.sandbox import ErrCode, SandboxRequest
 from sisu_kodo.sbx.attempts import AttemptDir, supervisor_pid
 from sisu_kodo.sbx.local import LocalSandboxProvider, sandbox_ref
 from tests.fixtures.processes import wait_for
-from tests.sbx.conftest import MakeRequest, commands_running
+from tests.sbx.conftest import MakeRequest, commands_running, wait_commands_gone
 
 # A worker-like process: starts one attempt, reports its ref, then blocks until killed.
 _WORKER = """
@@ -54,7 +54,7 @@ def test_cancel_kills_in_flight_trees_within_seconds(
         wait_for(partial(commands_running, f"sleep {m}"), timeout=20, what=f"task {m}")
     canceled_at = time.monotonic()
     assert sorted(local.cancel_run("run-c")) == sorted(refs)
-    wait_for(lambda: commands_running(f"sleep {marker}") == [], timeout=5, what="no sleep left")
+    wait_commands_gone(f"sleep {marker}")
     assert time.monotonic() - canceled_at < 5
     results = [local.wait(r, ref) for r, ref in zip(requests, refs, strict=True)]
     assert {r.errCode for r in results} == {ErrCode.CANCELED}
@@ -120,7 +120,7 @@ def test_attempt_whose_supervisor_died_is_lost(
     result = local.wait(request, ref)
     assert result.errCode is ErrCode.LOST and result.errCode.retryable
     assert "supervisor died" in (result.errMessage or "")
-    wait_for(lambda: commands_running(f"sleep {marker}") == [], timeout=5, what="tree gone")
+    wait_commands_gone(f"sleep {marker}")
     again = local.wait(request, ref)
     assert again.errCode is ErrCode.LOST, "nothing left to collect, and nothing re-run"
 
@@ -133,7 +133,7 @@ def test_deadline_is_enforced_without_a_worker(work_root: Path, make_request: Ma
     worker.wait()
     attempt = AttemptDir(work_root / sandbox_ref(request))
     wait_for(attempt.status.exists, timeout=10, what="the supervisor's status")
-    assert commands_running(f"sleep {marker}") == []
+    wait_commands_gone(f"sleep {marker}")
     provider = LocalSandboxProvider(work_root=work_root)
     result = provider.wait(request, provider.start(request))
     assert result.errCode is ErrCode.TIMEOUT
