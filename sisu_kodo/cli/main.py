@@ -100,9 +100,10 @@ def api(ctx: typer.Context) -> None:
 def worker(ctx: typer.Context) -> None:
     """A worker alone: executes workflows from intentQ and sbxQ."""
     _serve_logs()
-    from sisu_kodo.worker.main import run_worker
+    from sisu_kodo.worker.main import exit_leaving_workflows_to_recovery, run_worker
 
     run_worker(settings_of(ctx))
+    exit_leaving_workflows_to_recovery()
 
 
 def _serve_logs() -> None:

@@ -8,10 +8,13 @@ leased, the runtime is bound, and only then does DBOS launch and start dequeuing
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import sys
 import threading
 from contextlib import ExitStack
 from types import FrameType
+from typing import NoReturn
 
 import uvicorn
 from dbos import DBOS, DBOSClient, SQLAlchemyDatasource
@@ -113,6 +116,28 @@ def run_worker(settings: Settings) -> None:
         )
         stop.wait()
         log.info("worker %s stopping", executor_id)
+
+
+def exit_leaving_workflows_to_recovery() -> NoReturn:
+    """End the worker process once run_worker has released all it held.
+
+    Workflows still executing run in DBOS's queue threads, which the interpreter would join
+    at exit; a task waiting on a command can take minutes, so a SIGTERM ended in the
+    supervisor's SIGKILL instead. Those workflows are durable: the next worker with this
+    executor id, or another worker's recovery sweep, resumes them from their last
+    checkpoint, as after a crash (their sandboxes are reattached, not rerun).
+    """
+    left = [
+        t for t in threading.enumerate() if t is not threading.current_thread() and not t.daemon
+    ]
+    if left:
+        log.info(
+            "worker exits with %d thread(s) busy; their workflows resume on recovery", len(left)
+        )
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def _start_background(

@@ -137,6 +137,33 @@ def test_kill_mid_fan_out(make_stack: Callable[..., Stack]) -> None:
         )
 
 
+def test_sigterm_mid_fan_out_exits_at_once_and_recovery_finishes(
+    make_stack: Callable[..., Stack],
+) -> None:
+    """A stopped worker does not wait for its tasks: they are durable, and waiting for a
+    long command ran into the supervisor's SIGKILL (Role.stop allows 15 s)."""
+    with crash_stack(make_stack) as (stack, client, engine):
+        gate = run_to_gate(client, steps=2, concurrency=2, constraints={"mockLatencyMs": 20_000})
+        client.approve_plan(gate.runId, "ops-lead")
+        wait_for(
+            lambda: (
+                count(
+                    engine, "SELECT COUNT(*) FROM app.sbx_attempts WHERE run_id = :r", r=gate.runId
+                )
+                == 2
+            ),
+            timeout=30,
+            what="both tasks to start",
+        )
+        worker = next(role for role in stack.roles if role.role == "worker")
+        worker.stop()
+        assert worker.process is not None and worker.process.returncode == 0, worker.log()[-2000:]
+        assert "their workflows resume on recovery" in worker.log()
+        stack.start_worker("crash-worker")
+        done = wait_status(client, gate.runId, RunStatus.SUCCEEDED, timeout=120)
+        assert_exactly_once(engine, done, 2)
+
+
 def test_kill_during_aggregation(make_stack: Callable[..., Stack]) -> None:
     with crash_stack(make_stack, {"finish_execute": 30}) as (stack, client, engine):
         gate = run_to_gate(client, steps=4, concurrency=4)
