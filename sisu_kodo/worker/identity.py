@@ -11,8 +11,12 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from sisu_kodo.config import ConfigError
+from sisu_kodo.deadlines import WaitTimeout, wait_until
 
 MAX_AUTO_SLOTS = 64
+# Another worker's recovery sweep holds a dead executor's id while it takes over that
+# executor's workflows (a moment); a restart under that id waits this long for it.
+SWEEP_HOLD_SECONDS = 5.0
 
 
 class ExecutorLease:
@@ -23,19 +27,24 @@ class ExecutorLease:
 
     def acquire(self, *, requested: str | None, prefix: str) -> str:
         conn = self._engine.connect()
-        candidates = (
-            [requested] if requested else [f"{prefix}-{n}" for n in range(1, MAX_AUTO_SLOTS + 1)]
-        )
-        for candidate in candidates:
+        if requested:
+            try:
+                wait_until(
+                    lambda: _try_lock(conn, requested), timeout=SWEEP_HOLD_SECONDS, interval=0.2
+                )
+            except WaitTimeout:
+                conn.close()
+                raise ConfigError(
+                    f"invalid SISU_EXECUTOR_ID={requested!r}: a live worker already holds it;"
+                    " two processes must never share an executor id"
+                ) from None
+            self._conn, self.executor_id = conn, requested
+            return requested
+        for candidate in (f"{prefix}-{n}" for n in range(1, MAX_AUTO_SLOTS + 1)):
             if _try_lock(conn, candidate):
                 self._conn, self.executor_id = conn, candidate
                 return candidate
         conn.close()
-        if requested:
-            raise ConfigError(
-                f"invalid SISU_EXECUTOR_ID={requested!r}: a live worker already holds it;"
-                " two processes must never share an executor id"
-            )
         raise ConfigError(f"no free executor id among {prefix}-1..{MAX_AUTO_SLOTS}")
 
     def try_hold(self, executor_id: str) -> bool:
