@@ -1,5 +1,9 @@
 """`sisu oracle` and `sisu doctor`: read the ledger and the fleet directly, as the manual's
-triage does ("bypass logs; trust the ledger")."""
+triage does ("bypass logs; trust the ledger").
+
+The checks (cli/diagnostics.py) read the databases through DBOS and SQLAlchemy; they are
+imported by the two commands, so that the HTTP commands start without them.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +13,6 @@ import typer
 
 from sisu_kodo.cli.checks import print_checks
 from sisu_kodo.cli.settings import settings_of
-
-# The checks read the databases through DBOS and SQLAlchemy; they are imported by the two
-# commands, so that the HTTP commands start without them.
 
 
 def oracle(

@@ -29,7 +29,7 @@ from sisu_kodo.oc.port import CompileRequest
 from sisu_kodo.oc.prompts import plan_ask
 from tests.fixtures.processes import Stack, wait_for
 from tests.fixtures.runs import rows, run_to_gate, scalar, wait_status
-from tests.sbx.conftest import commands_running
+from tests.sbx.conftest import commands_running, wait_commands_gone
 from tests.sbx.e2b_fake import GOOD_KEY, FakeE2B, serve_fake
 
 pytestmark = pytest.mark.integration
@@ -146,11 +146,7 @@ def test_cancel_kills_live_commands_and_records_no_success(
         wait_running(engine, gate.runId, f"sleep {sleep}")
         canceled_at = time.monotonic()
         assert client.cancel(gate.runId).status is RunStatus.CANCELED
-        wait_for(
-            lambda: commands_running(f"sleep {sleep}") == [],
-            timeout=5,
-            what="no sandbox process left within 5 s of the cancel",
-        )
+        wait_commands_gone(f"sleep {sleep}", timeout=5)
         assert time.monotonic() - canceled_at < 5
         wait_for(
             lambda: account(engine, gate.runId).unrecorded == 0,
